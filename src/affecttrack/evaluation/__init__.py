@@ -1,0 +1,1 @@
+"""Scoring valence/arousal predictions: metrics, the smoothing baseline, tables and figures."""

@@ -1,0 +1,63 @@
+"""The paper's frame CNN: a small network on 96x96 grey faces whose 300-d layer is the feature.
+
+Layer for layer the public Keras model (`simple_cnn_ccc_loss`): batch normalisation of the raw
+input, three 5x5 convolutions without bias, "quadrant" average pooling to 2x2 per filter, a 300-unit
+linear layer (no activation: the reference feeds it straight into dropout), dropout and one linear
+head per task. Keras defaults are kept where they change the numbers: BatchNorm eps 1e-3 and
+momentum 0.99 (PyTorch counts momentum the other way: 0.01), Glorot-uniform weights, zero biases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+FACE_SIZE = 96
+FEATURE_DIM = 300
+
+
+class FrameCNN(nn.Module):
+    """Frame regressor/classifier with named heads ("va" -> 2 outputs, "expression" -> logits)."""
+
+    def __init__(self, heads: Mapping[str, int] | None = None, feature_dim: int = FEATURE_DIM,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        heads = dict(heads) if heads is not None else {"va": 2}
+        if not heads:
+            raise ValueError("FrameCNN needs at least one head")
+        self.input_norm = nn.BatchNorm2d(1, eps=1e-3, momentum=0.01)
+        self.trunk = nn.Sequential(
+            nn.Conv2d(1, 64, 5, padding=2, bias=False), nn.ReLU(), nn.MaxPool2d(2),    # 96 -> 48
+            nn.Conv2d(64, 128, 5, bias=False), nn.ReLU(), nn.MaxPool2d(2),             # 44 -> 22
+            nn.Conv2d(128, 256, 5, bias=False), nn.ReLU(),                             # 18
+            nn.AvgPool2d(9, stride=9),                                                 # 2 x 2
+            nn.Flatten(),
+        )
+        self.embedding = nn.Linear(256 * 2 * 2, feature_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({name: nn.Linear(feature_dim, size)
+                                    for name, size in heads.items()})
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform weights and zero biases, as Keras initialises Conv2D and Dense."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @property
+    def head_sizes(self) -> dict[str, int]:
+        """Output size of each head, e.g. {"va": 2} or {"expression": 7}."""
+        return {name: head.out_features for name, head in self.heads.items()}
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 96, 96) images in [0, 1] -> (B, 300) features (the penultimate layer)."""
+        return self.embedding(self.trunk(self.input_norm(x)))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = self.dropout(self.features(x))
+        return {name: head(z) for name, head in self.heads.items()}

@@ -1,0 +1,115 @@
+"""Named model configurations (as timm names its models) and plain model files.
+
+A name fixes an architecture the paper used, so configs, checkpoints and reports can say `gru3`
+instead of repeating layer sizes. A plain model file holds the name, any constructor overrides and
+the weights, nothing Lightning-specific: later stages (feature extraction, prediction) rebuild the
+model from it without importing training code, and `torch.load(weights_only=True)` can read it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..errors import AffectTrackError, InputError
+from .cnn import FrameCNN
+from .rnn import SequenceRNN
+
+Kind = Literal["frame", "sequence"]
+
+FRAME_MODELS: dict[str, dict[str, Any]] = {
+    "cnn_va": {"heads": {"va": 2}},
+    "cnn_expr7": {"heads": {"expression": 7}},
+    "cnn_expr8": {"heads": {"expression": 8}},
+}
+
+SEQUENCE_MODELS: dict[str, dict[str, Any]] = {
+    "rnn1": {"cell": "rnn", "hidden_sizes": (100,)},
+    "rnn3": {"cell": "rnn", "hidden_sizes": (100, 100, 50)},
+    "gru1": {"cell": "gru", "hidden_sizes": (100,)},
+    "gru3": {"cell": "gru", "hidden_sizes": (100, 100, 50)},
+    "lstm1": {"cell": "lstm", "hidden_sizes": (100,)},
+    "lstm3": {"cell": "lstm", "hidden_sizes": (100, 100, 50)},
+}
+
+_REGISTRIES: dict[str, tuple[dict[str, dict[str, Any]], type[nn.Module]]] = {
+    "frame": (FRAME_MODELS, FrameCNN),
+    "sequence": (SEQUENCE_MODELS, SequenceRNN),
+}
+_FILE_FORMAT = "affecttrack-model/1"
+
+
+def list_models(kind: Kind | None = None) -> list[str]:
+    """Known model names, of one kind or all."""
+    kinds = [kind] if kind else list(_REGISTRIES)
+    return sorted(name for k in kinds for name in _registry(k)[0])
+
+
+def create_model(kind: Kind, name: str, **overrides: Any) -> nn.Module:
+    """A freshly initialised model of a named configuration; keyword arguments override it."""
+    models, cls = _registry(kind)
+    if name not in models:
+        raise AffectTrackError(f"unknown {kind} model {name!r}; known: {', '.join(sorted(models))}")
+    return cls(**{**models[name], **overrides})
+
+
+def create_frame_model(name: str, **overrides: Any) -> FrameCNN:
+    """A frame CNN by name (`cnn_va`, `cnn_expr7`, `cnn_expr8`)."""
+    return create_model("frame", name, **overrides)  # type: ignore[return-value]
+
+
+def create_sequence_model(name: str, **overrides: Any) -> SequenceRNN:
+    """A sequence model by name (`rnn1`, `rnn3`, `gru1`, `gru3`, `lstm1`, `lstm3`)."""
+    return create_model("sequence", name, **overrides)  # type: ignore[return-value]
+
+
+def save_model_file(path: Path, model: nn.Module, *, kind: Kind, name: str,
+                    overrides: dict[str, Any] | None = None,
+                    meta: dict[str, Any] | None = None) -> Path:
+    """Write name, overrides, free-form `meta` and weights; temporary name, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name_: tensor.detach().cpu().contiguous() for name_, tensor
+             in model.state_dict().items()}
+    payload = {"format": _FILE_FORMAT, "kind": kind, "name": name,
+               "overrides": dict(overrides or {}), "meta": dict(meta or {}), "state_dict": state}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model_file(path: Path, kind: Kind) -> tuple[nn.Module, dict[str, Any]]:
+    """The model in a plain model file (eval mode) and the file's other entries."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{kind} model file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise InputError(path, f"not a readable model file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != _FILE_FORMAT:
+        raise InputError(path, "not an affecttrack model file (use the frame_model.pt / "
+                               "sequence_model.pt written by training)")
+    if payload["kind"] != kind:
+        raise InputError(path, f"holds a {payload['kind']} model, expected a {kind} model")
+    model = create_model(kind, payload["name"], **payload["overrides"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, f"weights do not fit model {payload['name']!r} "
+                               f"({str(exc).splitlines()[0]})") from None
+    model.eval()
+    info = {key: value for key, value in payload.items() if key != "state_dict"}
+    return model, info
+
+
+def _registry(kind: str) -> tuple[dict[str, dict[str, Any]], type[nn.Module]]:
+    if kind not in _REGISTRIES:
+        raise AffectTrackError(f"unknown model kind {kind!r}; expected one of {sorted(_REGISTRIES)}")
+    return _REGISTRIES[kind]

@@ -1,0 +1,75 @@
+"""The paper's sequence model: stacked recurrent layers over per-frame CNN features.
+
+One recurrent module per layer because the paper's 3-layer configuration changes width
+(100, 100, 50), which a single multi-layer nn.GRU cannot express. Weights start as Keras starts
+them (Glorot-uniform input kernels, orthogonal recurrent kernels, zero biases, LSTM forget-gate
+bias 1) so that training behaves like the reference. The GRU matches Keras' parameter count exactly
+(Keras' default reset_after=True keeps two bias vectors, like PyTorch); PyTorch's SimpleRNN and LSTM
+carry one extra bias vector per layer that Keras folds into one, which changes nothing the model can
+express.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+State = list[Any]
+
+
+class SequenceRNN(nn.Module):
+    """(B, T, input_dim) features -> (B, T, output_dim): one prediction per time step.
+
+    Many-to-one use reads the last step; at prediction time one pass over a whole run of frames
+    gives every frame's output in O(T).
+    """
+
+    def __init__(self, cell: str = "gru", hidden_sizes: Sequence[int] = (100, 100, 50),
+                 input_dim: int = 300, output_dim: int = 2, input_dropout: float = 0.0) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; expected one of {sorted(CELLS)}")
+        if not hidden_sizes:
+            raise ValueError("SequenceRNN needs at least one layer")
+        self.cell = cell
+        self.input_dropout = nn.Dropout(input_dropout)
+        sizes = [input_dim, *hidden_sizes]
+        self.layers = nn.ModuleList(CELLS[cell](n_in, n_out, batch_first=True)
+                                    for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self.head = nn.Linear(sizes[-1], output_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras' initialisers: glorot kernel, orthogonal recurrent kernel, zero (forget 1) bias."""
+        for layer in self.layers:
+            nn.init.xavier_uniform_(layer.weight_ih_l0)
+            nn.init.orthogonal_(layer.weight_hh_l0)
+            nn.init.zeros_(layer.bias_ih_l0)
+            nn.init.zeros_(layer.bias_hh_l0)
+            if self.cell == "lstm":
+                hidden = layer.hidden_size
+                with torch.no_grad():
+                    layer.bias_ih_l0[hidden:2 * hidden].fill_(1.0)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_state(x)[0]
+
+    def forward_with_state(self, x: torch.Tensor,
+                           state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Like forward, carrying each layer's hidden state across calls (streaming video)."""
+        state = state if state is not None else [None] * len(self.layers)
+        if len(state) != len(self.layers):
+            raise ValueError(f"state has {len(state)} layers, the model {len(self.layers)}")
+        h = self.input_dropout(x)
+        new_state: State = []
+        for layer, layer_state in zip(self.layers, state):
+            h, layer_state = layer(h, layer_state)
+            new_state.append(layer_state)
+        return self.head(h), new_state

@@ -1,0 +1,61 @@
+"""`affecttrack demo`: the paper's whole method on generated face videos, in minutes on a CPU.
+
+synth -> prepare -> frame model (balanced subset 3) -> features -> 3-layer GRU -> evaluate.
+The demo departs from the paper's optimiser on purpose: with SGD at lr 0.01 the CNN barely starts
+learning within a few hundred steps on a 2-core CPU, so the demo trains both networks with Adam and
+says so; the paper's SGD is the default everywhere else (`configs/`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..data.sources.synthetic import SynthConfig, synthesize
+from ..training.frame import FrameTrainConfig
+from ..training.sequence import SequenceTrainConfig
+from .experiment import EvaluationConfig, StageTimer, VAExperimentConfig, run_va_experiment
+
+
+def demo_frame_config() -> FrameTrainConfig:
+    """Adam within a wall-time budget: the demo must finish in minutes on 2 cores."""
+    return FrameTrainConfig(model="cnn_va", balance="subset3", optimizer="adam", lr=1e-3,
+                            keras_decay=0.0, max_time_s=240, max_epochs=100,
+                            val_check_interval=100, val_max_frames=1500, patience=5)
+
+
+def demo_sequence_config() -> SequenceTrainConfig:
+    """The paper's best configuration (3 GRU layers of 100, 100, 50 units) on 100-frame windows."""
+    return SequenceTrainConfig(model="gru3", window=100, stride=10, target="many_to_many",
+                               optimizer="adam", lr=1e-3, input_dropout=0.3, max_time_s=60)
+
+
+@dataclass
+class DemoConfig:
+    """The generated data plus every stage's settings."""
+
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    frame: FrameTrainConfig = field(default_factory=demo_frame_config)
+    sequence: SequenceTrainConfig = field(default_factory=demo_sequence_config)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+
+def run_demo(out_dir: Path = Path("affecttrack-demo"), config: DemoConfig | None = None,
+             console: Console | None = None) -> dict[str, Any]:
+    """Run (or resume) the demo under `out_dir`; returns the evaluation metrics."""
+    config = config or DemoConfig()
+    console = console or Console()
+    out_dir = Path(out_dir)
+    console.print(f"[bold]affecttrack demo[/bold] -> {out_dir.resolve()}")
+    console.print("Optimiser: Adam (lr 1e-3) instead of the paper's SGD (lr 0.01), which barely "
+                  "starts learning within the demo's few-minute budget on a CPU.")
+    timer = StageTimer(console)
+    with timer.stage("synthetic face videos"):
+        synthesize(out_dir / "synthetic", config.synth)
+    experiment = VAExperimentConfig(frame=config.frame, sequence=config.sequence,
+                                    evaluation=config.evaluation)
+    return run_va_experiment(out_dir / "synthetic" / "affwild2", out_dir, experiment,
+                             console=console, timer=timer)

@@ -1,0 +1,132 @@
+"""Face frames for the frame CNN: which frames train and validate it, and how batches are read.
+
+Training uses the train split's labelled frames that have a face, downsampled once by the paper's
+balancing (VA task) with the run's seed; validation uses the val split's labelled frames with a
+face, optionally capped to a fixed, seeded random subset so that frequent validation stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from ..data.augment import training_augmentation
+from ..data.balance import balance_mask
+from ..errors import AffectTrackError
+from .batching import Batch, BatchDataset
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """Face-store rows and their targets: (n, 2) float32 valence/arousal or (n,) int64 classes."""
+
+    rows: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, mask_or_index: np.ndarray) -> FrameSet:
+        return FrameSet(self.rows[mask_or_index], self.targets[mask_or_index])
+
+
+def labelled_frames(index: pd.DataFrame, split: str, task: str) -> FrameSet:
+    """Frames of `split` that have a face and a label for `task` ("va" or "expression")."""
+    selected = (index["split"] == split) & (index["row"] >= 0)
+    if task == "va":
+        selected &= index["valence"].notna() & index["arousal"].notna()
+        frames = index[selected]
+        targets = frames[["valence", "arousal"]].to_numpy(np.float32)
+    else:
+        selected &= index["expression"] >= 0
+        frames = index[selected]
+        targets = frames["expression"].to_numpy(np.int64)
+    return FrameSet(frames["row"].to_numpy(np.int64), targets)
+
+
+def balanced(frames: FrameSet, subset: str, seed: int) -> FrameSet:
+    """The paper's downsampling of over-represented valence/arousal bins (once, seeded)."""
+    mask = balance_mask(frames.targets[:, 0], frames.targets[:, 1], subset,
+                        np.random.default_rng(seed))
+    return frames.subset(np.asarray(mask, dtype=bool))
+
+
+def capped(frames: FrameSet, max_frames: int | None, seed: int) -> FrameSet:
+    """At most `max_frames` frames: a fixed random subset, in store order for cheap reads."""
+    if max_frames is None or len(frames) <= max_frames:
+        return frames
+    keep = np.sort(np.random.default_rng(seed).choice(len(frames), max_frames, replace=False))
+    return frames.subset(keep)
+
+
+class FaceFrames(BatchDataset):
+    """Faces as float (1, 96, 96) in [0, 1], augmented per image when `augment` is set.
+
+    The face memmap is opened lazily in each process, so the dataset pickles cheaply into
+    DataLoader workers and spawned DDP processes instead of copying the whole array.
+    """
+
+    def __init__(self, faces_path: Path, frames: FrameSet, augment: bool = False) -> None:
+        self.faces_path = Path(faces_path)
+        self.frames = frames
+        self.augment = augment
+        self._faces: np.ndarray | None = None
+        self._augmentation: Any = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_faces": None, "_augmentation": None}
+
+    def batch(self, indices: np.ndarray) -> Batch:
+        rows = self.frames.rows[indices]
+        order = np.argsort(rows, kind="stable")
+        images = self._memmap()[rows[order]]
+        if self.augment:
+            augmentation = self._augment()
+            images = np.stack([augmentation(image=image)["image"] for image in images])
+        x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float().div_(255.0)
+        y = torch.from_numpy(self.frames.targets[indices[order]])
+        return x, y
+
+    def _memmap(self) -> np.ndarray:
+        if self._faces is None:
+            self._faces = np.load(self.faces_path, mmap_mode="r")
+        return self._faces
+
+    def _augment(self) -> Any:
+        if self._augmentation is None:
+            # Seeded from torch's per-process seed, which seed_everything and the DataLoader set
+            # per worker: reproducible runs, different augmentations in each worker.
+            self._augmentation = training_augmentation(seed=torch.initial_seed() % 2**32)
+        return self._augmentation
+
+
+class FrameDataModule(L.LightningDataModule):
+    """Train and validation loaders over one face store's frames."""
+
+    def __init__(self, faces_path: Path, train: FrameSet, val: FrameSet, *, batch_size: int,
+                 augment: bool, num_workers: int = 0) -> None:
+        super().__init__()
+        if len(train) == 0:
+            raise AffectTrackError(f"{faces_path.parent}: no labelled training frames with a face")
+        if len(val) == 0:
+            raise AffectTrackError(f"{faces_path.parent}: no labelled validation frames with a face")
+        self.train_set = FaceFrames(faces_path, train, augment=augment)
+        self.val_set = FaceFrames(faces_path, val)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return self.train_set.loader(self.batch_size, train=True, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.val_set.loader(self.batch_size, train=False, num_workers=self.num_workers)

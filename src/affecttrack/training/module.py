@@ -1,0 +1,59 @@
+"""The training step logic shared by the frame and the sequence model.
+
+Subclasses only say how a batch's inputs become the task's outputs; the loss, validation metric
+(accumulated over the whole validation split, as the challenges score it), logging and optimiser are
+the same for both stages.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import lightning as L
+import torch
+
+from .batching import Batch
+from .optim import optimizer_config
+from .tasks import Task
+
+
+class TaskModule(L.LightningModule):
+    """A model trained on one task; the subclass builds `self.model` and calls `super().__init__`."""
+
+    def __init__(self, task: Task, *, optimizer: str, lr: float, momentum: float,
+                 weight_decay: float, keras_decay: float) -> None:
+        super().__init__()
+        self.task = task
+        self.metric = task.make_metric()
+        self._optim = {"name": optimizer, "lr": lr, "momentum": momentum,
+                       "weight_decay": weight_decay, "decay": keras_decay}
+
+    @abstractmethod
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The task head's output for a batch of inputs, shaped like the batch's targets."""
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.task.loss(self.outputs(x), y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+                 batch_size=len(y), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        x, y = batch
+        output = self.outputs(x)
+        self.log("val/loss", self.task.loss(output, y), on_epoch=True, batch_size=len(y),
+                 sync_dist=True)
+        self.task.update(self.metric, output, y)
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.task.scores(self.metric.compute())
+        self.log_dict(scores, prog_bar=True, sync_dist=True)
+        self.metric.reset()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return optimizer_config(self.parameters(), self._optim["name"], lr=self._optim["lr"],
+                                momentum=self._optim["momentum"],
+                                weight_decay=self._optim["weight_decay"],
+                                decay=self._optim["decay"])

@@ -1,0 +1,109 @@
+"""Windows of consecutive frame features for the sequence model.
+
+A split's frames are laid out in (video, frame) order with their features gathered once into RAM;
+a window is then just a start position, and a batch of windows is one fancy index. This is what
+makes sequence training cheap: no image is decoded and no CNN runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from ..data.sequences import gap_free_runs, window_starts
+from .batching import Batch, BatchDataset
+
+
+@dataclass(frozen=True)
+class SplitTable:
+    """One split's frames in (video, frame) order with features (zeros where no face) and targets.
+
+    `targets` is (P, 2) valence/arousal, NaN where unlabelled.
+    """
+
+    videos: np.ndarray
+    frames: np.ndarray
+    has_face: np.ndarray
+    labelled: np.ndarray
+    features: torch.Tensor
+    targets: torch.Tensor
+
+    @classmethod
+    def build(cls, index: pd.DataFrame, features: np.ndarray, split: str | None) -> SplitTable:
+        """The frames of `split` (all splits for None) with their rows of `features`."""
+        table = index if split is None else index[index["split"] == split]
+        table = table.sort_values(["video", "frame"], kind="stable")
+        rows = table["row"].to_numpy(np.int64)
+        has_face = rows >= 0
+        gathered = np.zeros((len(table), features.shape[1]), dtype=np.float32)
+        gathered[has_face] = features[rows[has_face]]
+        targets = table[["valence", "arousal"]].to_numpy(np.float32, copy=True)
+        return cls(videos=table["video"].to_numpy(), frames=table["frame"].to_numpy(np.int64),
+                   has_face=has_face, labelled=~np.isnan(targets).any(axis=1),
+                   features=torch.from_numpy(gathered), targets=torch.from_numpy(targets))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def runs(self, valid: np.ndarray) -> list[tuple[int, int]]:
+        """[start, stop) positions of gap-free runs of `valid` frames, never crossing videos."""
+        runs: list[tuple[int, int]] = []
+        for start, stop in self.video_bounds():
+            runs += [(start + a, start + b)
+                     for a, b in gap_free_runs(self.frames[start:stop], valid[start:stop])]
+        return runs
+
+    def video_bounds(self) -> list[tuple[int, int]]:
+        """[start, stop) positions of each video's frames."""
+        if len(self) == 0:
+            return []
+        changes = np.flatnonzero(self.videos[1:] != self.videos[:-1]) + 1
+        edges = [0, *changes.tolist(), len(self)]
+        return list(zip(edges[:-1], edges[1:]))
+
+    def training_windows(self, length: int, stride: int, target: str) -> np.ndarray:
+        """Start positions of windows whose frames (and target frame) have a face and a label."""
+        return window_starts(self.runs(self.has_face & self.labelled), length, stride, target)
+
+
+class SequenceWindows(BatchDataset):
+    """(window, features) inputs with per-step targets (many_to_many) or the next frame's."""
+
+    def __init__(self, table: SplitTable, starts: np.ndarray, length: int, target: str) -> None:
+        self.features = table.features
+        self.targets = table.targets
+        self.starts = torch.from_numpy(np.asarray(starts, dtype=np.int64))
+        self.length = length
+        self.many_to_one = target == "many_to_one"
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def batch(self, indices: np.ndarray) -> Batch:
+        starts = self.starts[torch.from_numpy(indices)]
+        positions = starts[:, None] + torch.arange(self.length)
+        x = self.features[positions]
+        y = self.targets[starts + self.length] if self.many_to_one else self.targets[positions]
+        return x, y
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Train and validation windows."""
+
+    def __init__(self, train: SequenceWindows, val: SequenceWindows, *, batch_size: int,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return self.train_set.loader(self.batch_size, train=True, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.val_set.loader(self.batch_size, train=False, num_workers=self.num_workers)

@@ -1,0 +1,206 @@
+"""Trainer set-up shared by both stages: checkpoints, early stopping, logs, resume, results.
+
+A training folder holds `checkpoints/best.ckpt` and `checkpoints/last.ckpt` (Lightning), a plain
+model file for the later stages, TensorBoard logs (`tensorboard/`), CSV logs (one
+`csv/version_<k>/metrics.csv` per session), `run.json` and, once finished, `done.json`. Calling a training function again on the same folder returns the finished result at
+once, or resumes from `last.ckpt` when the run was interrupted; a folder holding a run with a
+different configuration is refused rather than silently mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import (Callback, Checkpoint, EarlyStopping,
+                                         LearningRateMonitor, ModelCheckpoint)
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from ..errors import AffectTrackError, InputError
+from ..runinfo import to_jsonable, write_json_atomic
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+DONE_FILE = "done.json"
+# Budget settings may change between an interrupted run and its resumption; nothing else may.
+RESUMABLE_CHANGES = frozenset({"max_epochs", "max_steps", "max_time_s", "num_workers", "patience"})
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a finished training run left its model, and how good it got on validation."""
+
+    out_dir: Path
+    checkpoint: Path
+    model_path: Path
+    monitor: str
+    best_score: float
+    global_step: int
+    epochs: int          # epochs begun, the last possibly cut short by a step or time budget
+    train_seconds: float
+
+    @property
+    def best_val_ccc(self) -> float:
+        """Best validation mean CCC (valence/arousal tasks only)."""
+        if self.monitor != "val/ccc":
+            raise AffectTrackError(f"{self.out_dir}: this run monitored {self.monitor}, not CCC")
+        return self.best_score
+
+    @classmethod
+    def read(cls, out_dir: Path) -> TrainResult | None:
+        """The result recorded in `out_dir/done.json`, or None while the run is unfinished."""
+        path = Path(out_dir) / DONE_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            values = {f.name: data[f.name] for f in fields(cls)}
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise InputError(path, f"unreadable training result ({exc})") from None
+        for name in ("out_dir", "checkpoint", "model_path"):
+            values[name] = Path(values[name])
+        values["best_score"] = float("nan") if values["best_score"] is None else values["best_score"]
+        return cls(**values)
+
+    def write(self) -> None:
+        data = asdict(self)
+        data["best_score"] = None if math.isnan(self.best_score) else self.best_score
+        write_json_atomic(self.out_dir / DONE_FILE, data)
+
+
+class ValidateAtTheEnd(Callback):
+    """Validate the final weights however the step or epoch budget ends.
+
+    Lightning validates before stopping when something sets `trainer.should_stop` (early stopping,
+    the `max_time` budget) but simply ends at `max_steps`, or at `max_epochs` when validation runs
+    every n steps; asking it to stop at that batch makes every budget end with a validation, so the
+    best checkpoint is chosen among all the weights the run produced.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        max_epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
+        last_epoch = 0 < max_epochs <= trainer.current_epoch + 1
+        last_batch = batch_idx + 1 >= trainer.num_training_batches
+        if 0 < trainer.max_steps <= trainer.global_step or (last_epoch and last_batch):
+            trainer.should_stop = True
+
+
+class SaveLast(Checkpoint):
+    """Write `last.ckpt` after every validation, so an interrupted run resumes from its latest state.
+
+    Lightning 2.6's ModelCheckpoint(save_last=True) refreshes last.ckpt only when the best
+    checkpoint changes. Being a Checkpoint, this callback runs after ModelCheckpoint (Lightning
+    moves checkpoint callbacks last, keeping their order), so the file also records which
+    checkpoint is best after the same validation.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def check_resumable(out_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume a run in `out_dir` that was started with a different configuration."""
+    path = Path(out_dir) / "run.json"
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text()).get("config", {})
+    except json.JSONDecodeError:
+        raise InputError(path, "unreadable run record; delete the folder to start afresh") from None
+    current = to_jsonable(config)
+    changed = sorted(key for key in set(previous) | set(current)
+                     if key not in RESUMABLE_CHANGES and previous.get(key) != current.get(key))
+    if changed:
+        raise AffectTrackError(f"{out_dir} holds a run with different settings "
+                               f"({', '.join(changed)}); use another folder or delete it")
+
+
+def build_trainer(out_dir: Path, *, monitor: str, patience: int, max_epochs: int, max_steps: int,
+                  max_time_s: float | None, val_check_interval: int | float | None,
+                  precision: str, accelerator: str = "auto", devices: int | str = 1,
+                  strategy: str = "auto", progress: bool = True) -> L.Trainer:
+    """A Trainer that checkpoints and stops early on `monitor` (higher is better) and logs to disk.
+
+    An integer `val_check_interval` counts training steps across epochs (one validation every n
+    steps), a float is a fraction of an epoch, None validates once per epoch. Early-stopping
+    patience counts validations.
+    """
+    out_dir = Path(out_dir)
+    callbacks = [
+        ModelCheckpoint(dirpath=out_dir / CHECKPOINT_DIR, filename="best", monitor=monitor,
+                        mode="max", save_top_k=1, auto_insert_metric_name=False,
+                        save_on_train_epoch_end=False),
+        SaveLast(out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT),
+        # Checked after each validation, not at epoch end: patience then counts validations, and a
+        # run resumed from a checkpoint taken at validation end does not trip over a missing
+        # metric at its first epoch end (Lightning issues #13225, #18595).
+        EarlyStopping(monitor=monitor, mode="max", patience=patience,
+                      check_on_train_epoch_end=False),
+        LearningRateMonitor(logging_interval="step"),
+        ValidateAtTheEnd(),
+    ]
+    # Lightning's CSV logger deletes an existing metrics.csv, so each (resumed) session writes its
+    # own csv/version_<k>/metrics.csv; TensorBoard appends event files to one folder.
+    loggers = [TensorBoardLogger(out_dir, name="tensorboard", version=""),
+               CSVLogger(out_dir, name="csv")]
+    steps_interval = isinstance(val_check_interval, int)
+    return L.Trainer(
+        default_root_dir=out_dir, accelerator=accelerator, devices=devices, strategy=strategy,
+        precision=precision, max_epochs=max_epochs, max_steps=max_steps,
+        max_time=timedelta(seconds=max_time_s) if max_time_s else None,
+        val_check_interval=val_check_interval,
+        check_val_every_n_epoch=None if steps_interval else 1,
+        callbacks=callbacks, logger=loggers, log_every_n_steps=10,
+        enable_progress_bar=progress, enable_model_summary=progress, deterministic=False)
+
+
+def fit_and_finish(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule,
+                   out_dir: Path, export: Callable[[Path], Path]) -> TrainResult:
+    """Fit (resuming from last.ckpt if there is one), export the best model, write done.json.
+
+    `export(checkpoint)` writes the plain model file from a Lightning checkpoint. Should no
+    validation have produced a score, the last weights are exported with a NaN score.
+    """
+    out_dir = Path(out_dir)
+    last = out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # Not actionable here: num_workers=0 is a deliberate choice on small CPUs, the logs folder
+        # exists when resuming, and tiny datasets have fewer batches than the logging interval.
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.is_file() else None)
+    seconds = time.perf_counter() - start
+    if not last.is_file():
+        trainer.save_checkpoint(last, weights_only=False)
+    # Read the outcome from the checkpoint rather than the Trainer: with ddp_spawn the Trainer in
+    # this process never sees the step count or the best score.
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    best = next(value for key, value in state["callbacks"].items()
+                if key.startswith("ModelCheckpoint"))
+    checkpoint = Path(best["best_model_path"]) if best["best_model_path"] else last
+    score = best["best_model_score"]
+    model_path = export(checkpoint) if trainer.is_global_zero else Path()
+    result = TrainResult(out_dir=out_dir, checkpoint=checkpoint, model_path=model_path,
+                         monitor=str(best["monitor"]),
+                         best_score=float(score) if score is not None else float("nan"),
+                         global_step=int(state["global_step"]), epochs=int(state["epoch"]) + 1,
+                         train_seconds=round(seconds, 1))
+    if trainer.is_global_zero:
+        result.write()
+    return result

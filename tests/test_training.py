@@ -1,0 +1,205 @@
+"""Frame and sequence training: data selection, batches, resumable runs, sequence prediction."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from store_fixtures import write_face_store
+
+from affecttrack.errors import AffectTrackError
+from affecttrack.features.store import FeatureStore
+from affecttrack.models.registry import create_sequence_model, load_model_file, save_model_file
+from affecttrack.training.frame import FrameTrainConfig, train_frame_model
+from affecttrack.training.frame_data import FaceFrames, capped, labelled_frames
+from affecttrack.training.optim import optimizer_config
+from affecttrack.training.precision import choose_precision, cpu_has_fast_bf16
+from affecttrack.training.sequence import (SequenceTrainConfig, predict_sequences,
+                                           train_sequence_model)
+from affecttrack.training.sequence_data import SequenceWindows, SplitTable
+from affecttrack.training.trainer import TrainResult
+
+TINY_FRAME = dict(batch_size=8, max_steps=2, val_max_frames=8, optimizer="adam", lr=1e-3,
+                  precision="32-true")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return write_face_store(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def feature_store(store, tmp_path_factory) -> FeatureStore:
+    """Features that are a fixed function of the labels, written directly in the store layout."""
+    path = tmp_path_factory.mktemp("features")
+    rng = np.random.default_rng(1)
+    n = store.faces.shape[0]
+    features = rng.normal(size=(n, 300)).astype(np.float32)
+    faces = store.index[store.index["row"] >= 0]
+    va = faces[["valence", "arousal"]].fillna(0).to_numpy(np.float32)
+    features[faces["row"].to_numpy(), :2] = va
+    np.save(path / "features.npy", features)
+    np.save(path / "frame_predictions.npy", features[:, :2].copy())
+    return FeatureStore.open(path)
+
+
+def test_choose_precision_honours_requests_and_reads_cpu_flags(tmp_path) -> None:
+    assert choose_precision("32-true") == "32-true"
+    assert choose_precision("bf16-mixed") == "bf16-mixed"
+    assert choose_precision("auto") in ("32-true", "bf16-mixed")
+    with pytest.raises(AffectTrackError, match="unknown precision"):
+        choose_precision("fp8")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert not cpu_has_fast_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_fast_bf16(cpuinfo)
+    assert not cpu_has_fast_bf16(tmp_path / "absent")
+
+
+def test_keras_decay_divides_lr_per_step() -> None:
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    config = optimizer_config(params, "sgd", lr=0.01, momentum=0.9, weight_decay=0.0, decay=0.5)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert config["lr_scheduler"]["interval"] == "step"
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 / (1 + 0.5 * 4))
+    assert "lr_scheduler" not in optimizer_config(params, "adam", lr=1e-3, momentum=0.9,
+                                                  weight_decay=0.0, decay=0.0)
+
+
+def test_frame_batches_hold_the_right_faces_and_labels(store) -> None:
+    frames = labelled_frames(store.index, "train", "va")
+    index = store.index
+    assert len(frames) == ((index["split"] == "train") & (index["row"] >= 0)
+                           & index["valence"].notna()).sum()
+    dataset = FaceFrames(Path(store.path) / "faces.npy", frames)
+    picks = np.array([5, 0, 17, 3])
+    x, y = dataset.batch(picks)
+    assert x.shape == (4, 1, 96, 96) and x.dtype == torch.float32
+    by_row = index.set_index("row")
+    for image, target in zip(x, y):
+        # each image comes with its own labels, whatever order the batch was read in
+        row = next(r for r in frames.rows[picks]
+                   if np.allclose(store.faces[r] / 255.0, image[0].numpy()))
+        np.testing.assert_allclose(target.numpy(), by_row.loc[row, ["valence", "arousal"]]
+                                   .to_numpy(np.float32))
+    expression = labelled_frames(store.index, "val", "expression")
+    assert expression.targets.dtype == np.int64 and (expression.targets >= 0).all()
+    assert len(capped(frames, 10, seed=0)) == 10
+    assert np.array_equal(capped(frames, 10, seed=0).rows, capped(frames, 10, seed=0).rows)
+
+
+def test_augmented_batches_stay_images_in_range(store) -> None:
+    frames = labelled_frames(store.index, "train", "va")
+    x, _ = FaceFrames(Path(store.path) / "faces.npy", frames, augment=True).batch(np.arange(8))
+    assert x.shape == (8, 1, 96, 96) and 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_train_frame_model_writes_a_complete_run(store, tmp_path) -> None:
+    out = tmp_path / "frame"
+    config = FrameTrainConfig(**{**TINY_FRAME, "max_steps": 3}, val_check_interval=1)
+    result = train_frame_model(store, out, config, progress=False)
+    assert result.global_step == 3 and result.monitor == "val/ccc"
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 3          # the latest state, whichever step scored best
+    assert result.checkpoint.is_file()
+    assert -1.0 <= result.best_val_ccc <= 1.0
+    model, info = load_model_file(result.model_path, "frame")
+    assert info["name"] == "cnn_va" and model(torch.rand(1, 1, 96, 96))["va"].shape == (1, 2)
+    run = json.loads((out / "run.json").read_text())
+    assert run["data"]["train_frames_balanced"] < run["data"]["train_frames"]
+    assert run["data"]["val_frames_used"] == 8 < run["data"]["val_frames"]
+    assert run["config"]["balance"] == "subset3"
+    metrics = pd.read_csv(out / "csv" / "version_0" / "metrics.csv")
+    assert {"train/loss_epoch", "val/ccc_valence", "val/ccc_arousal", "val/ccc"} <= set(metrics)
+    assert metrics["val/ccc"].notna().sum() == 3     # one validation per step, as configured
+    assert any((out / "tensorboard").iterdir())
+    # finished: returned at once, even if asked for more steps
+    again = train_frame_model(store, out, FrameTrainConfig(**{**TINY_FRAME, "max_steps": 50},
+                                                           val_check_interval=1), progress=False)
+    assert again == result and isinstance(TrainResult.read(out), TrainResult)
+
+
+def test_interrupted_frame_run_resumes_from_last_checkpoint(store, tmp_path) -> None:
+    out = tmp_path / "frame"
+    train_frame_model(store, out, FrameTrainConfig(**TINY_FRAME), progress=False)
+    (out / "done.json").unlink()   # as if the process died after its last checkpoint
+    result = train_frame_model(store, out, FrameTrainConfig(**{**TINY_FRAME, "max_steps": 3}),
+                               progress=False)
+    assert result.global_step == 3
+    assert (out / "csv" / "version_0" / "metrics.csv").is_file()   # the first session's log survives
+    with pytest.raises(AffectTrackError, match="different settings.*lr"):
+        (out / "done.json").unlink()
+        train_frame_model(store, out, FrameTrainConfig(**{**TINY_FRAME, "lr": 0.5}),
+                          progress=False)
+
+
+def test_expression_task_trains_a_classifier(store, tmp_path) -> None:
+    config = FrameTrainConfig(**{**TINY_FRAME, "max_steps": 1}, model="cnn_expr7",
+                              task="expression", augment=False)   # stops mid-epoch: validates
+    result = train_frame_model(store, tmp_path / "expr", config, progress=False)
+    assert result.monitor == "val/accuracy" and 0.0 <= result.best_score <= 1.0
+    with pytest.raises(AffectTrackError, match="needs a model with a 'va' head"):
+        train_frame_model(store, tmp_path / "bad", FrameTrainConfig(model="cnn_expr7"),
+                          progress=False)
+
+
+def test_windows_never_cross_gaps_and_targets_align(store, feature_store) -> None:
+    table = SplitTable.build(store.index, feature_store.features, "train")
+    starts = table.training_windows(5, 1, "many_to_many")
+    positions = starts[:, None] + np.arange(5)
+    assert table.has_face[positions].all() and table.labelled[positions].all()
+    assert (np.diff(table.frames[positions], axis=1) == 1).all()
+    assert (table.videos[positions] == table.videos[positions[:, :1]]).all()
+    x, y = SequenceWindows(table, starts, 5, "many_to_many").batch(np.arange(len(starts)))
+    torch.testing.assert_close(x[..., :2], y)          # the fixture's features carry the labels
+    one = table.training_windows(5, 1, "many_to_one")
+    x1, y1 = SequenceWindows(table, one, 5, "many_to_one").batch(np.arange(len(one)))
+    assert y1.shape == (len(one), 2)
+    torch.testing.assert_close(y1, table.targets[torch.from_numpy(one) + 5])
+
+
+def test_train_sequence_model_and_predict_whole_runs(store, feature_store, tmp_path) -> None:
+    config = SequenceTrainConfig(model="gru1", window=6, stride=2, batch_size=8, max_steps=2)
+    result = train_sequence_model(store, feature_store, tmp_path / "seq", config, progress=False)
+    assert result.model_path.is_file() and result.global_step == 2
+    predictions = predict_sequences(store, feature_store, result.model_path, split="val")
+    val = store.index[(store.index["split"] == "val") & (store.index["row"] >= 0)]
+    assert list(predictions.columns) == ["video", "frame", "valence", "arousal"]
+    assert sorted(predictions["frame"]) == sorted(val["frame"])   # every face, labelled or not
+    assert predictions[["valence", "arousal"]].notna().all().all()
+    with pytest.raises(AffectTrackError, match="no 60-frame window"):
+        train_sequence_model(store, feature_store, tmp_path / "long",
+                             SequenceTrainConfig(window=60), progress=False)
+
+
+def test_many_to_one_predictions_are_shifted_by_one(store, feature_store, tmp_path) -> None:
+    model = create_sequence_model("gru1", input_dim=300).eval()
+    path = save_model_file(tmp_path / "m2o.pt", model, kind="sequence", name="gru1",
+                           overrides={"input_dim": 300}, meta={"target": "many_to_one"})
+    got = predict_sequences(store, feature_store, path, split="val")
+    val = store.index[store.index["split"] == "val"].sort_values("frame")
+    first_run = val[val["frame"] < 8]           # frames 1..6; frame 7 has no face
+    x = torch.from_numpy(np.asarray(feature_store.features[first_run["row"].to_numpy()]))
+    with torch.no_grad():
+        out = model(x[None])[0].numpy()
+    run = got[got["frame"] < 8].sort_values("frame")[["valence", "arousal"]].to_numpy()
+    np.testing.assert_allclose(run[1:], out[:-1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run[0], out[0], rtol=1e-5, atol=1e-6)
+
+
+def test_sequence_training_refuses_misaligned_features(store, tmp_path) -> None:
+    np.save(tmp_path / "features.npy", np.zeros((3, 300), np.float32))
+    np.save(tmp_path / "frame_predictions.npy", np.zeros((3, 2), np.float32))
+    wrong = FeatureStore.open(tmp_path)
+    with pytest.raises(AffectTrackError, match="holds features of 3 faces"):
+        train_sequence_model(store, wrong, tmp_path / "seq", progress=False)
+    shutil.rmtree(tmp_path / "seq", ignore_errors=True)
