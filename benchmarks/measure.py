@@ -41,20 +41,22 @@ def peak_rss_mb() -> float:
 
 
 def wait_idle(max_wait_s: float) -> float:
-    """Wait (at most max_wait_s) until other processes use under 0.15 cores for 1 s; seconds waited."""
+    """Wait (at most max_wait_s) until others use under 0.15 cores for 1 s; the seconds waited."""
     start = time.perf_counter()
     while time.perf_counter() - start < max_wait_s:
         busy0, own0, wall0 = machine_cpu_s()[0], own_cpu_s(), time.perf_counter()
         time.sleep(1.0)
-        other = ((machine_cpu_s()[0] - busy0) - (own_cpu_s() - own0)) / (time.perf_counter() - wall0)
+        busy, own = machine_cpu_s()[0] - busy0, own_cpu_s() - own0
+        other = (busy - own) / (time.perf_counter() - wall0)
         if other < IDLE_THRESHOLD_CORES:
             break
     return round(time.perf_counter() - start, 1)
 
 
 @contextmanager
-def phase_cpu(log: dict[str, dict[str, float]], name: str, wait_idle_s: float = 0.0) -> Iterator[None]:
-    """Record wall time, own cores, other processes' cores and steal during the block in log[name]."""
+def phase_cpu(log: dict[str, dict[str, float]], name: str,
+              wait_idle_s: float = 0.0) -> Iterator[None]:
+    """Record in log[name] the block's wall time, own cores, others' cores and steal."""
     waited = wait_idle(wait_idle_s) if wait_idle_s > 0 else 0.0
     busy0, steal0 = machine_cpu_s()
     own0, wall0 = own_cpu_s(), time.perf_counter()

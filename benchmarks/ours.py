@@ -1,4 +1,4 @@
-"""Our side of the benchmark: the affecttrack models timed the way the Keras reference times its own.
+"""Our side of the benchmark: our models timed the way the Keras reference times its own.
 
 Run by `run_benchmarks.py`, one process per phase (so each phase's peak memory is its own) or all
 phases in one process (the whole-run peak comparable to the reference's single process). Prints

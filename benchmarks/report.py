@@ -146,7 +146,7 @@ def build_rows(ours: Side, ours_other: Side | None, reference: Side | None) -> l
                     whole_ours["max_other_cores"] if whole_ours else None,
                     whole_ref["max_other_cores"] if whole_ref else None))
     rows.append(Row("Peak memory (RSS), largest single phase in a fresh process", "MB",
-                    _largest_phase_peak(ours), _largest_phase_peak(ours_other),
+                    _largest_phase_peak(ours), None,
                     _largest_phase_peak(reference), None, False, None, None))
     return rows
 
@@ -176,8 +176,8 @@ def _cores(value: float | None) -> str:
 
 
 def _with_precision(value: float | None, precision: str | None) -> str:
-    return _number(value) if value is None or precision is None else \
-        f"{_number(value)} ({precision})"
+    text = _number(value)
+    return f"{text} ({precision})" if value is not None and precision else text
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -249,6 +249,9 @@ def results_page(results: dict[str, Any], table: str) -> str:
         _verdict(results["rows"]),
         "",
         "How to read it:",
+        "- \"Ours\" runs each phase in the precision the pipeline uses for it on this machine "
+        "(training and extraction defaults; sequence prediction is always fp32); the column "
+        "\"other precision\" shows what the other choice would give.",
         "- Ratios are ours / reference of the figure as shown: above 1 is better for throughputs, "
         "below 1 for memory. Throughputs come from median step times after warm-up.",
         "- \"Other processes' cores\": the most CPU other processes used during that phase "

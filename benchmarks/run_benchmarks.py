@@ -32,6 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from ours import PHASES  # noqa: E402
 from report import Row, build_rows, markdown_table, results_page  # noqa: E402
 
 from affecttrack.errors import AffectTrackError  # noqa: E402
@@ -41,7 +42,6 @@ from affecttrack.training.frame import FrameTrainConfig  # noqa: E402
 from affecttrack.training.precision import choose_precision  # noqa: E402
 from affecttrack.training.sequence import SequenceTrainConfig  # noqa: E402
 
-PHASES = ("cnn_train", "cnn_infer", "gru_train", "video")
 KERAS_ENV = "AFFECTTRACK_KERAS_PYTHON"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 OURS, OURS_ALT, REFERENCE = "ours", "ours_other_precision", "reference"
@@ -60,12 +60,13 @@ class Job:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="few steps and a 600-frame video: checks the set-up (~4 min), "
+                        help="few steps and a 600-frame video: checks the set-up (~3 min), "
                              "figures not worth quoting")
     parser.add_argument("--keras-python", type=Path, default=None,
                         help=f"python of the TensorFlow virtualenv (default: ${KERAS_ENV}; "
                              "without either the reference is skipped)")
-    parser.add_argument("--keras-script", type=Path, default=HERE / "keras_reference.py")
+    parser.add_argument("--keras-script", type=Path,
+                        default=HERE.parent.parent / "shared" / "bench" / "keras_reference.py")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the per-phase comparisons; figures are medians over rounds")
     parser.add_argument("--phases", default=",".join(PHASES),
@@ -95,7 +96,8 @@ def check_args(args: argparse.Namespace) -> list[str]:
 
 def keras_python(args: argparse.Namespace) -> Path | None:
     """The reference's interpreter from --keras-python or the environment; None = not configured."""
-    given = args.keras_python or (Path(os.environ[KERAS_ENV]) if os.environ.get(KERAS_ENV) else None)
+    from_env = os.environ.get(KERAS_ENV)
+    given = args.keras_python or (Path(from_env) if from_env else None)
     if given is None:
         return None
     if not (given.is_file() and os.access(given, os.X_OK)):

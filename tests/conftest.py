@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,3 +97,17 @@ def make_affwild2_tree() -> Callable[..., Path]:
 def affwild2_tree(tmp_path: Path) -> Path:
     """A tiny, valid Aff-Wild2 tree of `tiny_videos()` at tmp_path / "affwild2"."""
     return write_affwild2_tree(tmp_path / "affwild2", tiny_videos())
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow end-to-end tests run in CI (CI is set) or with --runslow; locally the suite stays fast."""
+    if config.getoption("--runslow") or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow (CI runs them)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

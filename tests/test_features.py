@@ -1,4 +1,4 @@
-"""Feature extraction: the CNN's features and predictions per face, resumable, in the store layout."""
+"""Feature extraction: the CNN's features and predictions per face, resumable."""
 
 from __future__ import annotations
 

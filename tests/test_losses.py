@@ -19,8 +19,9 @@ def numpy_ccc(x: np.ndarray, y: np.ndarray) -> float:
 
 
 finite = st.floats(-1, 1, allow_nan=False, width=32)
-pairs = st.integers(3, 40).flatmap(lambda n: st.tuples(arrays(np.float32, (n, 2), elements=finite),
-                                                         arrays(np.float32, (n, 2), elements=finite)))
+pairs = st.integers(3, 40).flatmap(
+    lambda n: st.tuples(arrays(np.float32, (n, 2), elements=finite),
+                        arrays(np.float32, (n, 2), elements=finite)))
 
 
 def test_ccc_matches_the_formula() -> None:
@@ -69,4 +70,5 @@ def test_ccc_rejects_mismatched_shapes_and_mse() -> None:
     with pytest.raises(ValueError, match="shape"):
         ccc(torch.zeros(3, 2), torch.zeros(4, 2))
     assert mse_loss(torch.ones(3, 2), torch.zeros(3, 2)).item() == pytest.approx(1.0)
-    assert ccc_loss(torch.zeros(3, 2, dtype=torch.bfloat16), torch.randn(3, 2)).dtype == torch.float32
+    bf16 = torch.zeros(3, 2, dtype=torch.bfloat16)
+    assert ccc_loss(bf16, torch.randn(3, 2)).dtype == torch.float32

@@ -1,4 +1,4 @@
-"""The paper's networks: shapes, parameter counts against the Keras reference, streaming, registry."""
+"""The paper's networks: shapes, Keras parameter counts, streaming state, the registry."""
 
 from __future__ import annotations
 
@@ -80,8 +80,10 @@ def test_rnn_steps_only_see_the_past() -> None:
 
 def test_registry_names_and_errors() -> None:
     names = list_models()
-    assert {"cnn_va", "cnn_expr7", "cnn_expr8", "rnn1", "gru1", "gru3", "lstm1", "lstm3"} <= set(names)
-    assert list_models("sequence") == sorted(n for n in names if not n.startswith("cnn"))
+    paper = {"cnn_va", "cnn_expr7", "cnn_expr8", "rnn1", "gru1", "gru3", "lstm1", "lstm3"}
+    assert paper <= set(names)
+    assert list(list_models("sequence")) == sorted(n for n in names if not n.startswith("cnn"))
+    assert "best" in names["gru3"]       # each name comes with a description
     assert create_frame_model("cnn_expr8").head_sizes == {"expression": 8}
     assert [layer.hidden_size for layer in create_sequence_model("gru3").layers] == [100, 100, 50]
     assert isinstance(create_sequence_model("rnn1").layers[0], torch.nn.RNN)

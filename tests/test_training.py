@@ -135,7 +135,7 @@ def test_interrupted_frame_run_resumes_from_last_checkpoint(store, tmp_path) -> 
     result = train_frame_model(store, out, FrameTrainConfig(**{**TINY_FRAME, "max_steps": 3}),
                                progress=False)
     assert result.global_step == 3
-    assert (out / "csv" / "version_0" / "metrics.csv").is_file()   # the first session's log survives
+    assert (out / "csv" / "version_0" / "metrics.csv").is_file()   # first session's log kept
     with pytest.raises(AffectTrackError, match="different settings.*lr"):
         (out / "done.json").unlink()
         train_frame_model(store, out, FrameTrainConfig(**{**TINY_FRAME, "lr": 0.5}),
@@ -153,16 +153,19 @@ def test_expression_task_trains_a_classifier(store, tmp_path) -> None:
 
 
 def test_windows_never_cross_gaps_and_targets_align(store, feature_store) -> None:
-    table = SplitTable.build(store.index, feature_store.features, "train")
+    table = SplitTable.build(store.index, "train")
     starts = table.training_windows(5, 1, "many_to_many")
     positions = starts[:, None] + np.arange(5)
     assert table.has_face[positions].all() and table.labelled[positions].all()
     assert (np.diff(table.frames[positions], axis=1) == 1).all()
     assert (table.videos[positions] == table.videos[positions[:, :1]]).all()
-    x, y = SequenceWindows(table, starts, 5, "many_to_many").batch(np.arange(len(starts)))
+    features = table.gather(feature_store.features)
+    x, y = SequenceWindows(features, table.targets, starts, 5, "many_to_many").batch(
+        np.arange(len(starts)))
     torch.testing.assert_close(x[..., :2], y)          # the fixture's features carry the labels
     one = table.training_windows(5, 1, "many_to_one")
-    x1, y1 = SequenceWindows(table, one, 5, "many_to_one").batch(np.arange(len(one)))
+    x1, y1 = SequenceWindows(features, table.targets, one, 5, "many_to_one").batch(
+        np.arange(len(one)))
     assert y1.shape == (len(one), 2)
     torch.testing.assert_close(y1, table.targets[torch.from_numpy(one) + 5])
 

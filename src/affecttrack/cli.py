@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -138,15 +137,7 @@ def models() -> None:
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit status 2, never a traceback."""
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        app()
     except AffectTrackError as exc:
         print(f"affecttrack: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print("affecttrack: interrupted; run the same command again to resume", file=sys.stderr)
-        sys.exit(130)

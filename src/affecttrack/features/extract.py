@@ -48,8 +48,8 @@ def extract_features(face_store: FaceStore, frame_model_path: Path, out: Path,
     rows = face_store.faces.shape[0]
     if rows == 0:
         raise InputError(face_store.path, "the face store holds no faces to extract features from")
-    job = {"model_sha256": _sha256(Path(frame_model_path)), "rows": rows,
-           "feature_dim": model.embedding.out_features}
+    job = {"model_sha256": _sha256(Path(frame_model_path)), "face_store": str(face_store.path),
+           "rows": rows, "feature_dim": model.embedding.out_features}
     start = _resume_point(out, job)
     if start < rows:
         arrays = _open_partials(out, job, resume=start > 0)
@@ -59,8 +59,8 @@ def extract_features(face_store: FaceStore, frame_model_path: Path, out: Path,
     write_run_info(out, stage="features", seed=None,
                    config={"frame_model": str(frame_model_path), "model": info["name"],
                            "batch_size": batch_size, "precision": precision},
-                   data_summary={"face_store": str(face_store.path), "rows": rows, **job})
-    (out / PROGRESS_FILE).unlink()
+                   data_summary=job)
+    (out / PROGRESS_FILE).unlink(missing_ok=True)
     return FeatureStore.open(out)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,32 +23,47 @@ from .rnn import SequenceRNN
 
 Kind = Literal["frame", "sequence"]
 
-FRAME_MODELS: dict[str, dict[str, Any]] = {
-    "cnn_va": {"heads": {"va": 2}},
-    "cnn_expr7": {"heads": {"expression": 7}},
-    "cnn_expr8": {"heads": {"expression": 8}},
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named configuration: constructor arguments and a line saying what it is."""
+
+    description: str
+    kwargs: dict[str, Any]
+
+
+FRAME_MODELS: dict[str, ModelSpec] = {
+    "cnn_va": ModelSpec("paper CNN, valence/arousal regression head",
+                        {"heads": {"va": 2}}),
+    "cnn_expr7": ModelSpec("paper CNN, 7 basic expressions (Aff-Wild2, JAFFE)",
+                           {"heads": {"expression": 7}}),
+    "cnn_expr8": ModelSpec("paper CNN, 8 expressions with contempt (CK+)",
+                           {"heads": {"expression": 8}}),
 }
 
-SEQUENCE_MODELS: dict[str, dict[str, Any]] = {
-    "rnn1": {"cell": "rnn", "hidden_sizes": (100,)},
-    "rnn3": {"cell": "rnn", "hidden_sizes": (100, 100, 50)},
-    "gru1": {"cell": "gru", "hidden_sizes": (100,)},
-    "gru3": {"cell": "gru", "hidden_sizes": (100, 100, 50)},
-    "lstm1": {"cell": "lstm", "hidden_sizes": (100,)},
-    "lstm3": {"cell": "lstm", "hidden_sizes": (100, 100, 50)},
+SEQUENCE_MODELS: dict[str, ModelSpec] = {
+    "rnn1": ModelSpec("SimpleRNN, 1 layer of 100", {"cell": "rnn", "hidden_sizes": (100,)}),
+    "rnn3": ModelSpec("SimpleRNN, 3 layers of 100, 100, 50",
+                      {"cell": "rnn", "hidden_sizes": (100, 100, 50)}),
+    "gru1": ModelSpec("GRU, 1 layer of 100", {"cell": "gru", "hidden_sizes": (100,)}),
+    "gru3": ModelSpec("GRU, 3 layers of 100, 100, 50 (the paper's best)",
+                      {"cell": "gru", "hidden_sizes": (100, 100, 50)}),
+    "lstm1": ModelSpec("LSTM, 1 layer of 100", {"cell": "lstm", "hidden_sizes": (100,)}),
+    "lstm3": ModelSpec("LSTM, 3 layers of 100, 100, 50",
+                       {"cell": "lstm", "hidden_sizes": (100, 100, 50)}),
 }
 
-_REGISTRIES: dict[str, tuple[dict[str, dict[str, Any]], type[nn.Module]]] = {
+_REGISTRIES: dict[str, tuple[dict[str, ModelSpec], type[nn.Module]]] = {
     "frame": (FRAME_MODELS, FrameCNN),
     "sequence": (SEQUENCE_MODELS, SequenceRNN),
 }
 _FILE_FORMAT = "affecttrack-model/1"
 
 
-def list_models(kind: Kind | None = None) -> list[str]:
-    """Known model names, of one kind or all."""
+def list_models(kind: Kind | None = None) -> dict[str, str]:
+    """Known model names (sorted) with a one-line description, of one kind or all."""
     kinds = [kind] if kind else list(_REGISTRIES)
-    return sorted(name for k in kinds for name in _registry(k)[0])
+    specs = {name: spec for k in kinds for name, spec in _registry(k)[0].items()}
+    return {name: specs[name].description for name in sorted(specs)}
 
 
 def create_model(kind: Kind, name: str, **overrides: Any) -> nn.Module:
@@ -55,7 +71,7 @@ def create_model(kind: Kind, name: str, **overrides: Any) -> nn.Module:
     models, cls = _registry(kind)
     if name not in models:
         raise AffectTrackError(f"unknown {kind} model {name!r}; known: {', '.join(sorted(models))}")
-    return cls(**{**models[name], **overrides})
+    return cls(**{**models[name].kwargs, **overrides})
 
 
 def create_frame_model(name: str, **overrides: Any) -> FrameCNN:
@@ -109,7 +125,8 @@ def load_model_file(path: Path, kind: Kind) -> tuple[nn.Module, dict[str, Any]]:
     return model, info
 
 
-def _registry(kind: str) -> tuple[dict[str, dict[str, Any]], type[nn.Module]]:
+def _registry(kind: str) -> tuple[dict[str, ModelSpec], type[nn.Module]]:
     if kind not in _REGISTRIES:
-        raise AffectTrackError(f"unknown model kind {kind!r}; expected one of {sorted(_REGISTRIES)}")
+        raise AffectTrackError(f"unknown model kind {kind!r}; expected one of "
+                               f"{sorted(_REGISTRIES)}")
     return _REGISTRIES[kind]

@@ -19,8 +19,10 @@ from ..data.store import FaceStore, prepare_affwild2
 from ..evaluation.report import write_evaluation
 from ..evaluation.smoothing import moving_average
 from ..features.extract import extract_features
-from ..runinfo import write_json_atomic
+from ..features.store import FeatureStore
+from ..runinfo import write_json_atomic, write_run_info
 from ..training.frame import FrameTrainConfig, train_frame_model
+from ..training.frame_data import balanced, labelled_frames
 from ..training.sequence import SequenceTrainConfig, predict_sequences, train_sequence_model
 
 
@@ -74,20 +76,38 @@ def run_va_experiment(root: Path, out_dir: Path, config: VAExperimentConfig,
     with timer.stage("sequence model"):
         sequence = train_sequence_model(store, features, out_dir / "sequence", config.sequence)
     with timer.stage("evaluate"):
-        metrics = evaluate_va(store, features, sequence.model_path, out_dir, config.evaluation)
+        metrics = evaluate_va(store, features, sequence.model_path, out_dir, config.evaluation,
+                              balancing=(config.frame.balance, config.frame.seed))
     write_json_atomic(out_dir / "timings.json", timer.seconds)
     return metrics
 
 
-def evaluate_va(store: FaceStore, features: Any, sequence_model: Path, out_dir: Path,
-              config: EvaluationConfig) -> dict[str, Any]:
-    """Frame model, frame model smoothed, and frame + sequence model on the same frames."""
+def evaluate_va(store: FaceStore, features: FeatureStore, sequence_model: Path, out_dir: Path,
+                config: EvaluationConfig,
+                balancing: tuple[str, int] | None = None) -> dict[str, Any]:
+    """Frame model, frame model smoothed, and frame + sequence model on the same frames.
+
+    `balancing` (subset, seed) as the frame model was trained with adds the paper's Fig. 3: the
+    training frames' valence/arousal density before and after balancing.
+    """
     split_index = store.index[store.index["split"] == config.split]
     frame_pred = features.predictions_frame(split_index)
-    predictions: dict[str, Any] = {
+    predictions = {
         "frame_model": frame_pred,
         "frame_model_smoothed": moving_average(frame_pred, window=config.smoothing_window),
         "sequence_model": predict_sequences(store, features, sequence_model, split=config.split),
     }
-    return write_evaluation(out_dir, store.index, predictions, split=config.split)
+    density = _balance_before_after(store, *balancing) if balancing else None
+    metrics = write_evaluation(out_dir, store.index, predictions, balance_before_after=density,
+                               split=config.split)
+    write_run_info(out_dir / "evaluation", stage="evaluate", config=config, seed=None,
+                   data_summary={"store": str(store.path), "features": str(features.path),
+                                 "sequence_model": str(sequence_model)})
+    return metrics
 
+
+def _balance_before_after(store: FaceStore, subset: str, seed: int) -> tuple[Any, Any]:
+    """Training frames' (valence, arousal) before and after the frame model's balancing."""
+    train = labelled_frames(store.index, "train", "va")
+    kept = balanced(train, subset, seed)
+    return (train.targets[:, 0], train.targets[:, 1]), (kept.targets[:, 0], kept.targets[:, 1])

@@ -32,7 +32,14 @@ MODEL_FILE = "frame_model.pt"
 
 @dataclass
 class FrameTrainConfig:
-    """Settings of one frame-model training run (see the module docstring for the defaults)."""
+    """Settings of one frame-model training run (see the module docstring for the defaults).
+
+    `balance` (none, subset1, subset2, subset3) applies to the valence/arousal task only.
+    `val_check_interval`: an int validates every n steps, a float every fraction of an epoch, None
+    once per epoch; `patience` counts validations. `val_max_frames` caps validation to a fixed,
+    seeded random subset of frames. `max_time_s` is a wall-time budget; every budget ends with a
+    validation so that the exported model is the best one seen.
+    """
 
     model: str = "cnn_va"
     task: str = "va"

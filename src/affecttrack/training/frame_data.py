@@ -119,7 +119,8 @@ class FrameDataModule(L.LightningDataModule):
         if len(train) == 0:
             raise AffectTrackError(f"{faces_path.parent}: no labelled training frames with a face")
         if len(val) == 0:
-            raise AffectTrackError(f"{faces_path.parent}: no labelled validation frames with a face")
+            raise AffectTrackError(f"{faces_path.parent}: no labelled validation frames with a "
+                                   "face")
         self.train_set = FaceFrames(faces_path, train, augment=augment)
         self.val_set = FaceFrames(faces_path, val)
         self.batch_size = batch_size

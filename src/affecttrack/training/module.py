@@ -13,17 +13,21 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..errors import AffectTrackError
 from .batching import Batch
-from .optim import optimizer_config
+from .optim import OPTIMIZERS, optimizer_config
 from .tasks import Task
 
 
 class TaskModule(L.LightningModule):
-    """A model trained on one task; the subclass builds `self.model` and calls `super().__init__`."""
+    """A model trained on one task; subclasses build `self.model` after `super().__init__`."""
 
     def __init__(self, task: Task, *, optimizer: str, lr: float, momentum: float,
                  weight_decay: float, keras_decay: float) -> None:
         super().__init__()
+        if optimizer not in OPTIMIZERS:   # fail before training starts, not when fit begins
+            raise AffectTrackError(f"unknown optimizer {optimizer!r}; expected one of "
+                                   f"{', '.join(OPTIMIZERS)}")
         self.task = task
         self.metric = task.make_metric()
         self._optim = {"name": optimizer, "lr": lr, "momentum": momentum,

@@ -31,7 +31,8 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], name: str, *, lr: float
     raise AffectTrackError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
 
 
-def keras_decay(optimizer: torch.optim.Optimizer, decay: float) -> torch.optim.lr_scheduler.LRScheduler:
+def keras_decay(optimizer: torch.optim.Optimizer,
+                decay: float) -> torch.optim.lr_scheduler.LRScheduler:
     """lr / (1 + decay * step), stepped once per batch."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + decay * step))
 

@@ -133,13 +133,14 @@ def _sequence_data(face_store: FaceStore, feature_store: FeatureStore,
     windows, summary = {}, {"face_store": str(face_store.path),
                             "feature_store": str(feature_store.path)}
     for split in ("train", "val"):
-        table = SplitTable.build(face_store.index, feature_store.features, split)
+        table = SplitTable.build(face_store.index, split)
         starts = table.training_windows(config.window, config.stride, config.target)
         if len(starts) == 0:
             raise AffectTrackError(
                 f"{face_store.path}: the {split} split has no {config.window}-frame window of "
                 "consecutive frames with a face and a label; use a shorter window")
-        windows[split] = SequenceWindows(table, starts, config.window, config.target)
+        windows[split] = SequenceWindows(table.gather(feature_store.features), table.targets,
+                                         starts, config.window, config.target)
         summary[f"{split}_frames"] = len(table)
         summary[f"{split}_windows"] = len(starts)
     datamodule = SequenceDataModule(windows["train"], windows["val"],
@@ -161,11 +162,12 @@ def predict_sequences(face_store: FaceStore, feature_store: FeatureStore, model_
     feature_store.require_rows(face_store.faces.shape[0], face_store.path)
     model, info = load_model_file(model_path, "sequence")
     many_to_one = info["meta"].get("target") == "many_to_one"
-    table = SplitTable.build(face_store.index, feature_store.features, split)
+    table = SplitTable.build(face_store.index, split)
     parts: list[pd.DataFrame] = []
     with torch.inference_mode():
         for start, stop in table.runs(table.has_face):
-            out = model(table.features[start:stop].unsqueeze(0))[0].float().numpy()
+            x = torch.from_numpy(np.asarray(feature_store.features[table.rows[start:stop]]))
+            out = model(x.unsqueeze(0))[0].float().numpy()
             if many_to_one:
                 out = np.concatenate([out[:1], out[:-1]])
             parts.append(pd.DataFrame({"video": table.videos[start:stop],

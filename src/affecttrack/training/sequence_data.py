@@ -21,31 +21,38 @@ from .batching import Batch, BatchDataset
 
 @dataclass(frozen=True)
 class SplitTable:
-    """One split's frames in (video, frame) order with features (zeros where no face) and targets.
+    """One split's frames in (video, frame) order: face-store rows (-1: no face) and targets.
 
     `targets` is (P, 2) valence/arousal, NaN where unlabelled.
     """
 
     videos: np.ndarray
     frames: np.ndarray
-    has_face: np.ndarray
-    labelled: np.ndarray
-    features: torch.Tensor
+    rows: np.ndarray
     targets: torch.Tensor
 
     @classmethod
-    def build(cls, index: pd.DataFrame, features: np.ndarray, split: str | None) -> SplitTable:
-        """The frames of `split` (all splits for None) with their rows of `features`."""
+    def build(cls, index: pd.DataFrame, split: str | None) -> SplitTable:
+        """The frames of `split` (all splits for None)."""
         table = index if split is None else index[index["split"] == split]
         table = table.sort_values(["video", "frame"], kind="stable")
-        rows = table["row"].to_numpy(np.int64)
-        has_face = rows >= 0
-        gathered = np.zeros((len(table), features.shape[1]), dtype=np.float32)
-        gathered[has_face] = features[rows[has_face]]
         targets = table[["valence", "arousal"]].to_numpy(np.float32, copy=True)
         return cls(videos=table["video"].to_numpy(), frames=table["frame"].to_numpy(np.int64),
-                   has_face=has_face, labelled=~np.isnan(targets).any(axis=1),
-                   features=torch.from_numpy(gathered), targets=torch.from_numpy(targets))
+                   rows=table["row"].to_numpy(np.int64), targets=torch.from_numpy(targets))
+
+    @property
+    def has_face(self) -> np.ndarray:
+        return self.rows >= 0
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return ~torch.isnan(self.targets).any(dim=1).numpy()
+
+    def gather(self, features: np.ndarray) -> torch.Tensor:
+        """(P, D) features of the table's frames in RAM (zeros where there is no face)."""
+        gathered = np.zeros((len(self), features.shape[1]), dtype=np.float32)
+        gathered[self.has_face] = features[self.rows[self.has_face]]
+        return torch.from_numpy(gathered)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -72,11 +79,13 @@ class SplitTable:
 
 
 class SequenceWindows(BatchDataset):
-    """(window, features) inputs with per-step targets (many_to_many) or the next frame's."""
+    """Windows of (P, D) `features` with their (P, 2) `targets` per step (many_to_many) or the
+    frame after the window (many_to_one); `starts` are window start positions."""
 
-    def __init__(self, table: SplitTable, starts: np.ndarray, length: int, target: str) -> None:
-        self.features = table.features
-        self.targets = table.targets
+    def __init__(self, features: torch.Tensor, targets: torch.Tensor, starts: np.ndarray,
+                 length: int, target: str) -> None:
+        self.features = features
+        self.targets = targets
         self.starts = torch.from_numpy(np.asarray(starts, dtype=np.int64))
         self.length = length
         self.many_to_one = target == "many_to_one"

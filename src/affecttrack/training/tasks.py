@@ -71,7 +71,7 @@ Task = VATask | ExpressionTask
 
 
 def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = None) -> Task:
-    """The task called `name` for a model with `heads` (the expression task needs its class count)."""
+    """The task called `name` for a model with `heads` (expression needs the class count)."""
     heads = heads or {}
     if name not in TASKS:
         raise AffectTrackError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")

@@ -2,9 +2,10 @@
 
 A training folder holds `checkpoints/best.ckpt` and `checkpoints/last.ckpt` (Lightning), a plain
 model file for the later stages, TensorBoard logs (`tensorboard/`), CSV logs (one
-`csv/version_<k>/metrics.csv` per session), `run.json` and, once finished, `done.json`. Calling a training function again on the same folder returns the finished result at
-once, or resumes from `last.ckpt` when the run was interrupted; a folder holding a run with a
-different configuration is refused rather than silently mixed.
+`csv/version_<k>/metrics.csv` per session), `run.json` and, once finished, `done.json`. Calling a
+training function again on the same folder returns the finished result at once, or resumes from
+`last.ckpt` when the run was interrupted; a folder holding a run with a different configuration is
+refused rather than silently mixed.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from ..runinfo import to_jsonable, write_json_atomic
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 DONE_FILE = "done.json"
-# Budget settings may change between an interrupted run and its resumption; nothing else may.
-RESUMABLE_CHANGES = frozenset({"max_epochs", "max_steps", "max_time_s", "num_workers", "patience"})
+# Budgets may grow between an interrupted run and its resumption; nothing else may change (early
+# stopping's patience is restored from the checkpoint, so it is not among them).
+RESUMABLE_CHANGES = frozenset({"max_epochs", "max_steps", "max_time_s", "num_workers"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class TrainResult:
             raise InputError(path, f"unreadable training result ({exc})") from None
         for name in ("out_dir", "checkpoint", "model_path"):
             values[name] = Path(values[name])
-        values["best_score"] = float("nan") if values["best_score"] is None else values["best_score"]
+        if values["best_score"] is None:
+            values["best_score"] = float("nan")
         return cls(**values)
 
     def write(self) -> None:
@@ -96,7 +99,7 @@ class ValidateAtTheEnd(Callback):
 
 
 class SaveLast(Checkpoint):
-    """Write `last.ckpt` after every validation, so an interrupted run resumes from its latest state.
+    """Write `last.ckpt` after every validation: an interrupted run resumes from its latest state.
 
     Lightning 2.6's ModelCheckpoint(save_last=True) refreshes last.ckpt only when the best
     checkpoint changes. Being a Checkpoint, this callback runs after ModelCheckpoint (Lightning
@@ -165,7 +168,7 @@ def build_trainer(out_dir: Path, *, monitor: str, patience: int, max_epochs: int
         val_check_interval=val_check_interval,
         check_val_every_n_epoch=None if steps_interval else 1,
         callbacks=callbacks, logger=loggers, log_every_n_steps=10,
-        enable_progress_bar=progress, enable_model_summary=progress, deterministic=False)
+        enable_progress_bar=progress, enable_model_summary=progress)
 
 
 def fit_and_finish(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule,
@@ -179,8 +182,9 @@ def fit_and_finish(trainer: L.Trainer, module: L.LightningModule, datamodule: L.
     last = out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     start = time.perf_counter()
     with warnings.catch_warnings():
-        # Not actionable here: num_workers=0 is a deliberate choice on small CPUs, the logs folder
-        # exists when resuming, and tiny datasets have fewer batches than the logging interval.
+        # Not actionable here: num_workers=0 is a deliberate choice on small CPUs, the checkpoint
+        # folder is meant to exist when resuming, and tiny datasets have fewer batches than the
+        # logging interval.
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")

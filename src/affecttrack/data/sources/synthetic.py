@@ -260,14 +260,15 @@ def _script(job: _Job, config: SynthConfig, rng: np.random.Generator) -> _Script
 
 
 def _blur_kernels() -> list[np.ndarray]:
+    """Straight-line motion-blur kernels: 4 lengths x 8 directions."""
     kernels = []
     for length in (3, 5, 7, 9):
         for angle in np.arange(0, 180, 22.5):
             kernel = np.zeros((length, length), dtype=np.float32)
-            c, h = (length - 1) / 2, (length - 1) / 2
-            dx, dy = h * np.cos(np.deg2rad(angle)), h * np.sin(np.deg2rad(angle))
-            cv2.line(kernel, (int(round(c - dx)), int(round(c - dy))),
-                     (int(round(c + dx)), int(round(c + dy))), 1.0, 1, cv2.LINE_AA)
+            half = (length - 1) / 2
+            dx, dy = half * np.cos(np.deg2rad(angle)), half * np.sin(np.deg2rad(angle))
+            cv2.line(kernel, (round(half - dx), round(half - dy)),
+                     (round(half + dx), round(half + dy)), 1.0, 1, cv2.LINE_AA)
             kernels.append(kernel / kernel.sum())
     return kernels
 
@@ -317,7 +318,7 @@ def _crop_pose(script: _Script, i: int, size: int) -> Pose:
 
 
 class _CropCamera:
-    """Turns a script frame into a degraded 112x112 aligned crop (lighting, blur, noise)."""
+    """Turns a script frame into a degraded aligned crop (lighting, blur, exposure, noise)."""
 
     def __init__(self, rng: np.random.Generator, size: int) -> None:
         self.size = size
@@ -411,7 +412,7 @@ class _SceneCamera:
     def __init__(self, rng: np.random.Generator, size: tuple[int, int], frames: int) -> None:
         width, height = size
         self.background = _backdrop(rng, width, height)
-        self.scale = rng.uniform(0.13, 0.18) * height
+        self.scale = rng.uniform(0.15, 0.2) * height
         self.x = width * (rng.uniform(0.3, 0.7) + _waves(rng, frames, (200, 500), 0.12, 2))
         self.y = height * (rng.uniform(0.4, 0.5) + _waves(rng, frames, (200, 500), 0.04, 2))
 

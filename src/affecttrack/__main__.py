@@ -1,0 +1,5 @@
+"""`python -m affecttrack` runs the command-line interface."""
+
+from affecttrack.cli import main
+
+main()
