@@ -41,8 +41,19 @@ def test_cnn_matches_keras_parameter_count_and_init() -> None:
     model = FrameCNN(heads={"va": 2})
     assert keras_count(model) == KERAS_CNN_PARAMS
     assert all(conv.bias is None for conv in model.trunk if isinstance(conv, torch.nn.Conv2d))
-    assert model.input_norm.eps == pytest.approx(1e-3) and model.input_norm.momentum == 0.01
+    assert model.input_norm.eps == pytest.approx(1e-3)
     assert torch.count_nonzero(model.embedding.bias) == 0
+
+
+def test_input_normalisation_is_right_in_evaluation_after_a_few_batches() -> None:
+    """Validation early in a short run must normalise inputs with the data's own statistics."""
+    model = FrameCNN(heads={"va": 2}).train()
+    batches = [0.45 + 0.25 * torch.rand(8, 1, 96, 96) for _ in range(5)]
+    for x in batches:
+        model(x)
+    pixels = torch.cat(batches)
+    assert model.input_norm.running_mean.item() == pytest.approx(pixels.mean().item(), abs=1e-3)
+    assert model.input_norm.running_var.item() == pytest.approx(pixels.var().item(), rel=0.05)
 
 
 def test_cnn_heads_and_eval_determinism() -> None:

@@ -1,4 +1,4 @@
-"""The synthetic generator writes real Aff-Wild2 / video layouts, deterministically and resumably."""
+"""The synthetic generator writes real Aff-Wild2 and video layouts, deterministically, resumably."""
 
 import csv
 import hashlib

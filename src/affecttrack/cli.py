@@ -49,8 +49,9 @@ def prepare_affwild2_cmd(
         root: Annotated[Path, typer.Option(help="Aff-Wild2 root (cropped_aligned/, annotations/).")],
         out: Annotated[Path, typer.Option(help="Face store folder to write.")]) -> None:
     """Aff-Wild2 / ABAW tree -> face store (96x96 grey crops + index). Resumable."""
-    from .data.store import prepare_affwild2
-    prepare_affwild2(root, out)
+    from .data.store import describe_store, prepare_affwild2
+    for line in describe_store(prepare_affwild2(root, out)):
+        console.print(line, highlight=False)
 
 
 @train_app.command("frame")

@@ -320,6 +320,15 @@ def _summary(scan: AffWild2Scan, index: pd.DataFrame, problems: list[Problem]) -
     }
 
 
+def describe_store(summary: dict[str, Any]) -> list[str]:
+    """What a prepare produced and what it skipped, for the console."""
+    counts = ", ".join(f"{split} {summary['faces'][split]} faces / {summary['videos'][split]} videos"
+                       for split in ("train", "val", "test") if summary["videos"].get(split))
+    skipped = describe_skipped(summary)
+    total = sum(entry["count"] for entry in summary.get("skipped", {}).values())
+    return [f"face store: {counts}; skipped {total}", *(f"  skipped {line}" for line in skipped)]
+
+
 def describe_skipped(summary: dict[str, Any], examples: int = 3) -> list[str]:
     """One line per reason something was skipped, naming a few of the files."""
     lines = []

@@ -37,12 +37,22 @@ class SequenceRNN(nn.Module):
         if not hidden_sizes:
             raise ValueError("SequenceRNN needs at least one layer")
         self.cell = cell
+        # Frame features are standardised with the training set's statistics, kept with the
+        # weights so that prediction and streaming use exactly what training used.
+        self.register_buffer("input_mean", torch.zeros(input_dim))
+        self.register_buffer("input_scale", torch.ones(input_dim))
         self.input_dropout = nn.Dropout(input_dropout)
         sizes = [input_dim, *hidden_sizes]
         self.layers = nn.ModuleList(CELLS[cell](n_in, n_out, batch_first=True)
                                     for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         self.head = nn.Linear(sizes[-1], output_dim)
         self.reset_parameters()
+
+    def standardize_inputs(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Scale inputs to zero mean, unit variance per feature: the CNN's 300-d features are
+        small (|x| ~ 0.1) and unevenly scaled, which leaves a GRU's gates barely moving."""
+        self.input_mean.copy_(mean)
+        self.input_scale.copy_(std.clamp_min(1e-6))
 
     def reset_parameters(self) -> None:
         """Keras' initialisers: glorot kernel, orthogonal recurrent kernel, zero (forget 1) bias."""
@@ -67,7 +77,7 @@ class SequenceRNN(nn.Module):
         state = state if state is not None else [None] * len(self.layers)
         if len(state) != len(self.layers):
             raise ValueError(f"state has {len(state)} layers, the model {len(self.layers)}")
-        h = self.input_dropout(x)
+        h = self.input_dropout((x - self.input_mean) / self.input_scale)
         new_state: State = []
         for layer, layer_state in zip(self.layers, state):
             h, layer_state = layer(h, layer_state)

@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ..data.store import FaceStore, prepare_affwild2
+from ..data.store import FaceStore, describe_store, prepare_affwild2
 from ..evaluation.report import write_evaluation
 from ..evaluation.smoothing import moving_average
 from ..features.extract import extract_features
@@ -67,7 +67,8 @@ def run_va_experiment(root: Path, out_dir: Path, config: VAExperimentConfig,
     timer = timer or StageTimer(console)
     out_dir = Path(out_dir)
     with timer.stage("prepare: face store"):
-        prepare_affwild2(root, out_dir / "store")
+        for line in describe_store(prepare_affwild2(root, out_dir / "store")):
+            console.print(line, highlight=False)
         store = FaceStore.open(out_dir / "store")
     with timer.stage("frame model"):
         frame = train_frame_model(store, out_dir / "frame", config.frame)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -48,3 +49,20 @@ class BatchDataset(Dataset, ABC):
         return DataLoader(self, batch_size=batch_size, shuffle=train,
                           drop_last=train and len(self) > batch_size, num_workers=num_workers,
                           collate_fn=keep_batch, persistent_workers=num_workers > 0)
+
+
+class TrainValDataModule(L.LightningDataModule):
+    """Shuffled training batches and ordered validation batches of two batch datasets."""
+
+    def __init__(self, train_set: BatchDataset, val_set: BatchDataset, *, batch_size: int,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.train_set, self.val_set = train_set, val_set
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return self.train_set.loader(self.batch_size, train=True, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.val_set.loader(self.batch_size, train=False, num_workers=self.num_workers)

@@ -22,7 +22,7 @@ from .frame_data import FrameDataModule, balanced, capped, labelled_frames
 from .module import TaskModule
 from .precision import channels_last_for, choose_precision
 from .tasks import make_task
-from .trainer import TrainResult, build_trainer, check_resumable, fit_and_finish
+from .trainer import RunConfig, TrainResult, build_trainer, check_resumable, fit_and_finish
 
 if TYPE_CHECKING:
     from ..data.store import FaceStore
@@ -31,14 +31,11 @@ MODEL_FILE = "frame_model.pt"
 
 
 @dataclass
-class FrameTrainConfig:
+class FrameTrainConfig(RunConfig):
     """Settings of one frame-model training run (see the module docstring for the defaults).
 
     `balance` (none, subset1, subset2, subset3) applies to the valence/arousal task only.
-    `val_check_interval`: an int validates every n steps, a float every fraction of an epoch, None
-    once per epoch; `patience` counts validations. `val_max_frames` caps validation to a fixed,
-    seeded random subset of frames. `max_time_s` is a wall-time budget; every budget ends with a
-    validation so that the exported model is the best one seen.
+    `val_max_frames` caps validation to a fixed, seeded random subset of frames.
     """
 
     model: str = "cnn_va"
@@ -46,24 +43,12 @@ class FrameTrainConfig:
     loss: str = "ccc"
     balance: str = "subset3"
     augment: bool = True
+    val_max_frames: int | None = None
     optimizer: str = "sgd"
     lr: float = 0.01
-    momentum: float = 0.9
     weight_decay: float = 1e-4
     keras_decay: float = 1e-5
     batch_size: int = 128
-    max_epochs: int = 100
-    max_steps: int = -1
-    max_time_s: float | None = None
-    patience: int = 10
-    val_check_interval: int | float | None = None
-    val_max_frames: int | None = None
-    precision: str = "auto"
-    seed: int = 0
-    num_workers: int = 0
-    accelerator: str = "auto"
-    devices: int = 1
-    strategy: str = "auto"
 
 
 class FrameModule(TaskModule):
@@ -100,12 +85,8 @@ def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig 
     module = FrameModule(config.model, config.task, config.loss, config.optimizer, config.lr,
                          config.momentum, config.weight_decay, config.keras_decay,
                          channels_last=channels_last_for(precision))
-    trainer = build_trainer(out_dir, monitor=module.task.monitor, patience=config.patience,
-                            max_epochs=config.max_epochs, max_steps=config.max_steps,
-                            max_time_s=config.max_time_s,
-                            val_check_interval=config.val_check_interval, precision=precision,
-                            accelerator=config.accelerator, devices=config.devices,
-                            strategy=config.strategy, progress=progress)
+    trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
+                            precision=precision, progress=progress)
     write_run_info(out_dir, stage="frame", config=config, seed=config.seed,
                    data_summary={**summary, "precision_used": precision})
 

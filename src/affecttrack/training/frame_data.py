@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from ..data.augment import training_augmentation
 from ..data.balance import balance_mask
 from ..errors import AffectTrackError
-from .batching import Batch, BatchDataset
+from .batching import Batch, BatchDataset, TrainValDataModule
 
 
 @dataclass(frozen=True)
@@ -110,24 +108,16 @@ class FaceFrames(BatchDataset):
         return self._augmentation
 
 
-class FrameDataModule(L.LightningDataModule):
+class FrameDataModule(TrainValDataModule):
     """Train and validation loaders over one face store's frames."""
 
     def __init__(self, faces_path: Path, train: FrameSet, val: FrameSet, *, batch_size: int,
                  augment: bool, num_workers: int = 0) -> None:
-        super().__init__()
         if len(train) == 0:
             raise AffectTrackError(f"{faces_path.parent}: no labelled training frames with a face")
         if len(val) == 0:
             raise AffectTrackError(f"{faces_path.parent}: no labelled validation frames with a "
                                    "face")
-        self.train_set = FaceFrames(faces_path, train, augment=augment)
-        self.val_set = FaceFrames(faces_path, val)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-
-    def train_dataloader(self) -> DataLoader:
-        return self.train_set.loader(self.batch_size, train=True, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.val_set.loader(self.batch_size, train=False, num_workers=self.num_workers)
+        super().__init__(FaceFrames(faces_path, train, augment=augment),
+                         FaceFrames(faces_path, val), batch_size=batch_size,
+                         num_workers=num_workers)

@@ -28,9 +28,10 @@ from ..models.registry import create_sequence_model, load_model_file, save_model
 from ..runinfo import write_run_info
 from .module import TaskModule
 from .precision import choose_precision
-from .sequence_data import SequenceDataModule, SequenceWindows, SplitTable
+from .batching import TrainValDataModule
+from .sequence_data import SequenceWindows, SplitTable
 from .tasks import VATask
-from .trainer import TrainResult, build_trainer, check_resumable, fit_and_finish
+from .trainer import RunConfig, TrainResult, build_trainer, check_resumable, fit_and_finish
 
 if TYPE_CHECKING:
     from ..data.store import FaceStore
@@ -40,7 +41,7 @@ MODEL_FILE = "sequence_model.pt"
 
 
 @dataclass
-class SequenceTrainConfig:
+class SequenceTrainConfig(RunConfig):
     """Settings of one sequence-model training run."""
 
     model: str = "gru3"
@@ -48,24 +49,11 @@ class SequenceTrainConfig:
     stride: int = 10
     target: str = "many_to_many"
     loss: str = "ccc"
+    input_dropout: float = 0.3
     optimizer: str = "adam"
     lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    keras_decay: float = 0.0
     batch_size: int = 256
-    max_epochs: int = 100
-    max_steps: int = -1
-    max_time_s: float | None = None
-    patience: int = 10
-    val_check_interval: int | float | None = None
-    input_dropout: float = 0.3
     precision: str = "32-true"
-    seed: int = 0
-    num_workers: int = 0
-    accelerator: str = "auto"
-    devices: int = 1
-    strategy: str = "auto"
 
 
 class SequenceModule(TaskModule):
@@ -108,12 +96,9 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     module = SequenceModule(config.model, config.target, config.loss, config.optimizer, config.lr,
                             config.momentum, config.weight_decay, config.keras_decay,
                             config.input_dropout, input_dim)
-    trainer = build_trainer(out_dir, monitor=module.task.monitor, patience=config.patience,
-                            max_epochs=config.max_epochs, max_steps=config.max_steps,
-                            max_time_s=config.max_time_s,
-                            val_check_interval=config.val_check_interval, precision=precision,
-                            accelerator=config.accelerator, devices=config.devices,
-                            strategy=config.strategy, progress=progress)
+    module.model.standardize_inputs(*_train_feature_statistics(face_store, feature_store))
+    trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
+                            precision=precision, progress=progress)
     write_run_info(out_dir, stage="sequence", config=config, seed=config.seed,
                    data_summary={**summary, "precision_used": precision})
 
@@ -127,8 +112,16 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     return fit_and_finish(trainer, module, datamodule, out_dir, export)
 
 
+def _train_feature_statistics(face_store: FaceStore,
+                              feature_store: FeatureStore) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and standard deviation over the training split's faces."""
+    table = SplitTable.build(face_store.index, "train")
+    features = torch.from_numpy(np.asarray(feature_store.features[table.rows[table.has_face]]))
+    return features.mean(dim=0), features.std(dim=0)
+
+
 def _sequence_data(face_store: FaceStore, feature_store: FeatureStore,
-                   config: SequenceTrainConfig) -> tuple[SequenceDataModule, dict[str, Any]]:
+                   config: SequenceTrainConfig) -> tuple[TrainValDataModule, dict[str, Any]]:
     """Train/val windows per the config, and the counts that run.json records."""
     windows, summary = {}, {"face_store": str(face_store.path),
                             "feature_store": str(feature_store.path)}
@@ -143,7 +136,7 @@ def _sequence_data(face_store: FaceStore, feature_store: FeatureStore,
                                          starts, config.window, config.target)
         summary[f"{split}_frames"] = len(table)
         summary[f"{split}_windows"] = len(starts)
-    datamodule = SequenceDataModule(windows["train"], windows["val"],
+    datamodule = TrainValDataModule(windows["train"], windows["val"],
                                     batch_size=config.batch_size, num_workers=config.num_workers)
     return datamodule, summary
 

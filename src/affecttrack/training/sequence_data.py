@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from ..data.sequences import gap_free_runs, window_starts
 from .batching import Batch, BatchDataset
@@ -99,20 +97,3 @@ class SequenceWindows(BatchDataset):
         x = self.features[positions]
         y = self.targets[starts + self.length] if self.many_to_one else self.targets[positions]
         return x, y
-
-
-class SequenceDataModule(L.LightningDataModule):
-    """Train and validation windows."""
-
-    def __init__(self, train: SequenceWindows, val: SequenceWindows, *, batch_size: int,
-                 num_workers: int = 0) -> None:
-        super().__init__()
-        self.train_set, self.val_set = train, val
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-
-    def train_dataloader(self) -> DataLoader:
-        return self.train_set.loader(self.batch_size, train=True, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.val_set.loader(self.batch_size, train=False, num_workers=self.num_workers)

@@ -11,6 +11,7 @@ refused rather than silently mixed.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import warnings
@@ -35,6 +36,34 @@ DONE_FILE = "done.json"
 # Budgets may grow between an interrupted run and its resumption; nothing else may change (early
 # stopping's patience is restored from the checkpoint, so it is not among them).
 RESUMABLE_CHANGES = frozenset({"max_epochs", "max_steps", "max_time_s", "num_workers"})
+
+
+@dataclass
+class RunConfig:
+    """Optimiser, budget and trainer settings shared by the frame and the sequence stage.
+
+    `val_check_interval`: an int validates every n steps, a float every fraction of an epoch, None
+    once per epoch; `patience` counts validations. `max_time_s` is a wall-time budget; every
+    budget ends with a validation so that the exported model is the best one seen.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    keras_decay: float = 0.0
+    batch_size: int = 128
+    max_epochs: int = 100
+    max_steps: int = -1
+    max_time_s: float | None = None
+    patience: int = 10
+    val_check_interval: int | float | None = None
+    precision: str = "auto"
+    seed: int = 0
+    num_workers: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    strategy: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -132,10 +161,8 @@ def check_resumable(out_dir: Path, config: dict[str, Any]) -> None:
                                f"({', '.join(changed)}); use another folder or delete it")
 
 
-def build_trainer(out_dir: Path, *, monitor: str, patience: int, max_epochs: int, max_steps: int,
-                  max_time_s: float | None, val_check_interval: int | float | None,
-                  precision: str, accelerator: str = "auto", devices: int | str = 1,
-                  strategy: str = "auto", progress: bool = True) -> L.Trainer:
+def build_trainer(out_dir: Path, *, monitor: str, config: RunConfig, precision: str,
+                  progress: bool = True) -> L.Trainer:
     """A Trainer that checkpoints and stops early on `monitor` (higher is better) and logs to disk.
 
     An integer `val_check_interval` counts training steps across epochs (one validation every n
@@ -143,6 +170,7 @@ def build_trainer(out_dir: Path, *, monitor: str, patience: int, max_epochs: int
     patience counts validations.
     """
     out_dir = Path(out_dir)
+    patience, val_check_interval = config.patience, config.val_check_interval
     callbacks = [
         ModelCheckpoint(dirpath=out_dir / CHECKPOINT_DIR, filename="best", monitor=monitor,
                         mode="max", save_top_k=1, auto_insert_metric_name=False,
@@ -161,14 +189,24 @@ def build_trainer(out_dir: Path, *, monitor: str, patience: int, max_epochs: int
     loggers = [TensorBoardLogger(out_dir, name="tensorboard", version=""),
                CSVLogger(out_dir, name="csv")]
     steps_interval = isinstance(val_check_interval, int)
+    quiet_lightning()
     return L.Trainer(
-        default_root_dir=out_dir, accelerator=accelerator, devices=devices, strategy=strategy,
-        precision=precision, max_epochs=max_epochs, max_steps=max_steps,
-        max_time=timedelta(seconds=max_time_s) if max_time_s else None,
+        default_root_dir=out_dir, accelerator=config.accelerator, devices=config.devices,
+        strategy=config.strategy, precision=precision, max_epochs=config.max_epochs,
+        max_steps=config.max_steps,
+        max_time=timedelta(seconds=config.max_time_s) if config.max_time_s else None,
         val_check_interval=val_check_interval,
         check_val_every_n_epoch=None if steps_interval else 1,
         callbacks=callbacks, logger=loggers, log_every_n_steps=10,
-        enable_progress_bar=progress, enable_model_summary=progress)
+        enable_progress_bar=progress, enable_model_summary=False)
+
+
+def quiet_lightning() -> None:
+    """Keep a run's console to its progress and results: no accelerator banners, tips, or
+    deprecation notices from Lightning's internals that a user can do nothing about."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def fit_and_finish(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule,

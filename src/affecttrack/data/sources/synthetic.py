@@ -529,7 +529,8 @@ def _summary(config: SynthConfig, stats: list[dict[str, Any]], seconds: float) -
         "missing_faces": sum(s["frames"] - s["faces"] for s in crops),
         "va_unannotated": sum(s["va_unannotated"] for s in crops),
         "expr_unannotated": sum(s["expr_unannotated"] for s in crops),
-        "longer_annotation_files": [s["name"] for s in crops if s["annotation_lines"] > s["frames"]],
+        "longer_annotation_files": [s["name"] for s in crops
+                                    if s["annotation_lines"] > s["frames"]],
         "valence_mean": round(sum(s["valence_sum"] for s in crops) / max(1, labelled), 4),
         "arousal_mean": round(sum(s["arousal_sum"] for s in crops) / max(1, labelled), 4),
         "neutral_zero_frames": sum(s["neutral_zero"] for s in crops),

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SHIFT = 4  # sub-pixel bits for cv2 drawing
-_ONE = 1 << SHIFT
+_SHIFT = 4  # sub-pixel bits for cv2 drawing
+_ONE = 1 << _SHIFT
 _AA = cv2.LINE_AA
 _CIRCLE = np.linspace(0.0, 2.0 * np.pi, 40, endpoint=False)
 _COS, _SIN = np.cos(_CIRCLE), np.sin(_CIRCLE)
@@ -33,6 +33,8 @@ Colour = tuple[float, float, float]
 # RGB anchors from light to dark skin; an identity blends two neighbours.
 _SKIN_RGB = np.array([(255, 224, 196), (241, 194, 150), (224, 172, 120), (198, 134, 80),
                       (150, 95, 55), (100, 62, 40)], dtype=np.float64)
+# Dark hair colours first: light hair around a dark face defeats the Haar cascade that the paper
+# detects faces with, so darker-skinned identities draw from the first three only.
 _HAIR_RGB = np.array([(28, 24, 24), (60, 42, 30), (105, 72, 44), (196, 166, 110),
                       (150, 72, 40), (165, 165, 165)], dtype=np.float64)
 _IRIS_RGB = np.array([(90, 60, 30), (45, 32, 25), (70, 110, 150), (80, 115, 80)], dtype=np.float64)
@@ -91,7 +93,7 @@ def sample_identity(rng: np.random.Generator) -> Identity:
         mouth_w=rng.uniform(0.28, 0.38), lip_thickness=rng.uniform(0.035, 0.065),
         rest_mouth_curve=rng.normal(0.0, 0.025), rest_eye_open=rng.uniform(0.068, 0.09),
         rest_brow=rng.normal(0.0, 0.015), mouth_open_gain=rng.uniform(0.75, 1.3),
-        skin=_bgr(skin), hair=_bgr(_HAIR_RGB[rng.integers(len(_HAIR_RGB))]),
+        skin=_bgr(skin), hair=_bgr(_HAIR_RGB[rng.integers(3 if tone > 2.5 else len(_HAIR_RGB))]),
         iris=_bgr(_IRIS_RGB[rng.integers(len(_IRIS_RGB))]), lips=_bgr(lips),
         shirt=_bgr(rng.uniform(30, 230, 3)))
 
@@ -178,11 +180,11 @@ class _Projector:
 
 
 def _fill(img: np.ndarray, pts: np.ndarray, colour: Colour) -> None:
-    cv2.fillPoly(img, [pts], colour, _AA, SHIFT)
+    cv2.fillPoly(img, [pts], colour, _AA, _SHIFT)
 
 
 def _line(img: np.ndarray, pts: np.ndarray, colour: Colour, thickness: int) -> None:
-    cv2.polylines(img, [pts], False, colour, thickness, _AA, SHIFT)
+    cv2.polylines(img, [pts], False, colour, thickness, _AA, _SHIFT)
 
 
 def _shade(colour: Colour, factor: float) -> Colour:
@@ -356,4 +358,4 @@ def draw_occluder(img: np.ndarray, kind: int, centre: tuple[float, float], size:
         by = np.array([-0.3, -0.3, 0.3, 0.3]) * size
         pts = p(cx + c * bx - s * by, cy + s * bx + c * by, 2.0)
         _fill(img, pts, colour)
-        cv2.polylines(img, [pts], True, _shade(colour, 0.5), p.thickness(0.03), _AA, SHIFT)
+        cv2.polylines(img, [pts], True, _shade(colour, 0.5), p.thickness(0.03), _AA, _SHIFT)
