@@ -1,3 +1,40 @@
-"""affecttrack: per-frame valence, arousal and expression from face videos."""
+"""affecttrack: per-frame valence, arousal and expression from face videos.
+
+The stages in data-flow order, importable from the package root (loaded on first use, so that
+`import affecttrack` stays cheap)::
+
+    from affecttrack import synthesize, prepare_affwild2, FaceStore, train_frame_model, ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "SynthConfig": "affecttrack.data.sources.synthetic",
+    "synthesize": "affecttrack.data.sources.synthetic",
+    "FaceStore": "affecttrack.data.store",
+    "prepare_affwild2": "affecttrack.data.store",
+    "FrameTrainConfig": "affecttrack.training.frame",
+    "train_frame_model": "affecttrack.training.frame",
+    "FeatureStore": "affecttrack.features.store",
+    "extract_features": "affecttrack.features.extract",
+    "SequenceTrainConfig": "affecttrack.training.sequence",
+    "train_sequence_model": "affecttrack.training.sequence",
+    "predict_sequences": "affecttrack.training.sequence",
+    "va_metrics": "affecttrack.evaluation.metrics",
+    "evaluate_predictions": "affecttrack.evaluation.evaluate",
+    "run_demo": "affecttrack.pipeline.demo",
+    "AffectTrackError": "affecttrack.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'affecttrack' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
