@@ -42,13 +42,18 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON under a temporary name, then rename: readers never see half a file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write under a temporary name, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """JSON written with `write_text_atomic`."""
+    write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
 
 
 def write_run_info(out_dir: Path, *, stage: str, config: Any, seed: int | None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,15 +11,9 @@ import pandas as pd
 from affecttrack.evaluation.evaluate import evaluate_predictions, labelled_frames
 from affecttrack.evaluation.plots import plot_prediction_curves, plot_va_density
 from affecttrack.evaluation.tables import metrics_table
-from affecttrack.runinfo import write_json_atomic
+from affecttrack.runinfo import write_json_atomic, write_text_atomic
 
 VAPair = tuple[np.ndarray, np.ndarray]
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_evaluation(out_dir: Path, index: pd.DataFrame, predictions: dict[str, pd.DataFrame],
@@ -38,7 +31,7 @@ def write_evaluation(out_dir: Path, index: pd.DataFrame, predictions: dict[str, 
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = evaluate_predictions(index, predictions, split=split)
     write_json_atomic(out_dir / "metrics.json", metrics)
-    _write_text_atomic(out_dir / "table.md",
+    write_text_atomic(out_dir / "table.md",
                        f"# Valence/arousal on split {split!r}\n\n"
                        + metrics_table(metrics, reference_rows=reference_rows))
     if curve_videos is None:

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ...errors import AffectTrackError, InputError
 from ...labels import (AFFWILD2_EXPRESSIONS, EXPRESSION_UNANNOTATED, VA_UNANNOTATED,
                        expression_from_va)
-from ...runinfo import to_jsonable, write_json_atomic, write_run_info
+from ...runinfo import to_jsonable, write_json_atomic, write_run_info, write_text_atomic
 from .synthetic_face import (Expression, Identity, Pose, draw_face, draw_occluder,
                              expression_controls, sample_identity)
 
@@ -358,12 +358,6 @@ def _expr_lines(script: _Script) -> list[str]:
             for e, ok in zip(script.expression, script.expr_annotated)]
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _annotation_paths(root: Path, job: _Job) -> tuple[Path, Path]:
     folder = SPLIT_FOLDERS[job.split]
     return (root / "annotations" / "VA_Set" / folder / f"{job.name}.txt",
@@ -402,7 +396,7 @@ def _make_crop_video(job: _Job, config: SynthConfig, root: Path) -> dict[str, An
         for path, header, lines in ((va_path, VA_HEADER, _va_lines(script)),
                                     (expr_path, EXPR_HEADER, _expr_lines(script))):
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_text_atomic(path, "\n".join([header, *lines]) + "\n")
+            write_text_atomic(path, "\n".join([header, *lines]) + "\n")
     return _video_stats(job, script)
 
 
@@ -456,7 +450,7 @@ def _make_full_frame_video(job: _Job, config: SynthConfig, videos_dir: Path) -> 
         writer.writerow(["frame", "valence", "arousal", "expression"])
         writer.writerows([i + 1, _format_va(script.valence[i]), _format_va(script.arousal[i]),
                           int(script.expression[i])] for i in range(job.frames))
-        _write_text_atomic(csv_path, rows.getvalue())
+        write_text_atomic(csv_path, rows.getvalue())
     return {"name": job.name, "split": job.split, "frames": job.frames}
 
 
