@@ -99,6 +99,25 @@ def affwild2_tree(tmp_path: Path) -> Path:
     return write_affwild2_tree(tmp_path / "affwild2", tiny_videos())
 
 
+# Every layout of the synthetic generator, small: read (never written) by the source tests.
+PHOTO_SYNTH = {"train_videos": 1, "val_videos": 1, "frames_per_video": 12,
+               "full_frame_videos": 2, "full_frame_size": (320, 192),
+               "layouts": ("ckplus", "ckplus48", "jaffe"), "ckplus_subjects": 4,
+               "ckplus_sequences": 3, "jaffe_subjects": 2, "jaffe_per_expression": 1}
+
+
+@pytest.fixture(scope="session")
+def synthetic_layouts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """(folder, summary) of a synthetic run with the CK+, CK+48 and JAFFE layouts and videos.
+
+    Shared by the tests of every source, so copy a tree before changing it.
+    """
+    from affecttrack.data.sources.synthetic import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("synthetic_layouts")
+    return out, synthesize(out, SynthConfig(**PHOTO_SYNTH), progress=False)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
 

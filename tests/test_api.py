@@ -6,8 +6,16 @@ import affecttrack
 
 
 def test_every_stage_is_importable_from_the_package_root():
-    from affecttrack import (FaceStore, extract_features, predict_sequences, prepare_affwild2,
-                             synthesize, train_frame_model, train_sequence_model, va_metrics)
+    from affecttrack import (
+        FaceStore,
+        extract_features,
+        predict_sequences,
+        prepare_affwild2,
+        synthesize,
+        train_frame_model,
+        train_sequence_model,
+        va_metrics,
+    )
     assert all(callable(item) for item in (FaceStore, extract_features, predict_sequences,
                                            prepare_affwild2, synthesize, train_frame_model,
                                            train_sequence_model, va_metrics))

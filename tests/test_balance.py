@@ -6,8 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from affecttrack.data.balance import (balance_mask, keep_probability, reference_count,
-                                      va_histogram)
+from affecttrack.data.balance import (
+    balance_mask,
+    keep_probability,
+    reference_count,
+    va_histogram,
+)
 from affecttrack.errors import AffectTrackError
 
 # Three occupied cells of the 40 x 40 grid (each 0.05 wide) holding 6, 3 and 1 frames.

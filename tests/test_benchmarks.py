@@ -10,8 +10,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-import report  # noqa: E402
-import run_benchmarks  # noqa: E402
+import report
+import run_benchmarks
 
 
 def _raw(phase, cnn_step_s=1.0, peak_mb=1000.0, other=0.0):

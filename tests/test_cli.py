@@ -1,19 +1,9 @@
 """The command line: one clear line for user errors, and the demo end to end on tiny data."""
 
 import json
-import sys
 
 import pytest
-
-from affecttrack.cli import main
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["affecttrack", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+from cli_runner import run_cli
 
 
 def test_help_lists_every_stage(monkeypatch, capsys):
@@ -79,10 +69,4 @@ def test_demo_runs_end_to_end_and_resumes(monkeypatch, capsys, tmp_path):
 
 
 def _demo(monkeypatch, capsys, out, overrides) -> int:
-    monkeypatch.setattr(sys, "argv", ["affecttrack", "demo", "--out", str(out), *overrides])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    capsys.readouterr()
-    return 0
+    return run_cli(monkeypatch, capsys, "demo", "--out", str(out), *overrides)[0]

@@ -8,7 +8,11 @@ import pytest
 from matplotlib.image import imread
 
 from affecttrack.errors import AffectTrackError
-from affecttrack.evaluation.evaluate import align_predictions, evaluate_predictions, labelled_frames
+from affecttrack.evaluation.evaluate import (
+    align_predictions,
+    evaluate_predictions,
+    labelled_frames,
+)
 from affecttrack.evaluation.metrics import va_metrics
 from affecttrack.evaluation.report import write_evaluation
 from affecttrack.evaluation.tables import PAPER_SOURCE, metrics_table

@@ -4,8 +4,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from affecttrack.labels import (AFFWILD2_EXPRESSIONS, EXPRESSION_CENTROIDS, EXPRESSION_VA,
-                                expression_from_va)
+from affecttrack.labels import (
+    AFFWILD2_EXPRESSIONS,
+    EXPRESSION_CENTROIDS,
+    EXPRESSION_VA,
+    expression_from_va,
+)
 
 unit = st.floats(-1.0, 1.0, allow_nan=False)
 

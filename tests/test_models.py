@@ -7,8 +7,13 @@ import torch
 
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.models.cnn import FrameCNN
-from affecttrack.models.registry import (create_frame_model, create_sequence_model, list_models,
-                                         load_model_file, save_model_file)
+from affecttrack.models.registry import (
+    create_frame_model,
+    create_sequence_model,
+    list_models,
+    load_model_file,
+    save_model_file,
+)
 from affecttrack.models.rnn import SequenceRNN
 
 KERAS_CNN_PARAMS = 1_333_706   # keras_reference.py build_cnn().count_params()

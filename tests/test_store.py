@@ -6,11 +6,14 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import face_value
+from conftest import EXPR_HEADER, TinyVideo, face_value
+from store_fixtures import write_face_store
 
+from affecttrack.data import images as images_module
 from affecttrack.data import store as store_module
 from affecttrack.data.store import FaceStore, describe_skipped, prepare_affwild2
 from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.labels import AFFWILD2_EXPRESSIONS
 
 
 def _prepare(root, out, **kwargs):
@@ -90,13 +93,13 @@ class Interrupted(Exception):
 
 def _count_decodes(monkeypatch):
     decoded = []
-    real = store_module._decode_image
+    real = images_module.read_grey
 
     def counting(path):
         decoded.append(path.parent.name)
         return real(path)
 
-    monkeypatch.setattr(store_module, "_decode_image", counting)
+    monkeypatch.setattr(images_module, "read_grey", counting)
     return decoded
 
 
@@ -211,3 +214,17 @@ def test_synthetic_tree_prepares_end_to_end(tmp_path):
     assert summary["labelled_va"]["all"] == lines - synth["va_unannotated"]
     splits = store.index.groupby("video")["split"].first().to_dict()
     assert splits == {name: split for split, names in synth["splits"].items() for name in names}
+
+
+def test_store_names_its_expression_classes(affwild2_tree, make_affwild2_tree, tmp_path):
+    summary = _prepare(affwild2_tree, tmp_path / "store")
+    assert summary["expressions"] == list(AFFWILD2_EXPRESSIONS)
+    assert FaceStore.open(tmp_path / "store").expression_names == AFFWILD2_EXPRESSIONS
+    later = make_affwild2_tree(tmp_path / "abaw", {"v": TinyVideo(range(1, 4), expr=[7, 0, -1])},
+                               expr_header=EXPR_HEADER + ",Other")
+    _prepare(later, tmp_path / "abaw_store")
+    store = FaceStore.open(tmp_path / "abaw_store")
+    assert store.expression_names == (*AFFWILD2_EXPRESSIONS, "Other")
+    assert store.index["expression"].tolist()[:2] == [7, 0]
+    older = write_face_store(tmp_path / "older")              # a summary without "expressions"
+    assert older.expression_names == AFFWILD2_EXPRESSIONS

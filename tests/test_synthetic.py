@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 
 from affecttrack.data.sources.synthetic import SynthConfig, synthesize
-from affecttrack.data.sources.synthetic_face import (Pose, draw_face, expression_controls,
-                                                     sample_identity)
+from affecttrack.data.sources.synthetic_face import (
+    Pose,
+    draw_face,
+    expression_controls,
+    sample_identity,
+)
 from affecttrack.errors import AffectTrackError
 from affecttrack.labels import AFFWILD2_EXPRESSIONS, expression_from_va
 

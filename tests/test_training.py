@@ -14,13 +14,20 @@ from store_fixtures import write_face_store
 
 from affecttrack.errors import AffectTrackError
 from affecttrack.features.store import FeatureStore
-from affecttrack.models.registry import create_sequence_model, load_model_file, save_model_file
+from affecttrack.models.registry import (
+    create_sequence_model,
+    load_model_file,
+    save_model_file,
+)
 from affecttrack.training.frame import FrameTrainConfig, train_frame_model
 from affecttrack.training.frame_data import FaceFrames, capped, labelled_frames
 from affecttrack.training.optim import optimizer_config
 from affecttrack.training.precision import choose_precision, cpu_has_fast_bf16
-from affecttrack.training.sequence import (SequenceTrainConfig, predict_sequences,
-                                           train_sequence_model)
+from affecttrack.training.sequence import (
+    SequenceTrainConfig,
+    predict_sequences,
+    train_sequence_model,
+)
 from affecttrack.training.sequence_data import SequenceWindows, SplitTable
 from affecttrack.training.trainer import TrainResult
 
@@ -73,6 +80,19 @@ def test_keras_decay_divides_lr_per_step() -> None:
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 / (1 + 0.5 * 4))
     assert "lr_scheduler" not in optimizer_config(params, "adam", lr=1e-3, momentum=0.9,
                                                   weight_decay=0.0, decay=0.0)
+
+
+def test_warmup_ramps_lr_linearly_then_holds() -> None:
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    config = optimizer_config(params, "adam", lr=1e-3, momentum=0.9, weight_decay=0.0,
+                              decay=0.0, warmup_steps=4)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    seen = []
+    for _ in range(6):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
 
 
 def test_frame_batches_hold_the_right_faces_and_labels(store) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,23 +24,29 @@ app.add_typer(prepare_app, name="prepare")
 app.add_typer(train_app, name="train")
 console = Console()
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML experiment config.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option(
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML experiment config.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: section.field=value (repeatable).")]
 
 
-def _sections(config: Optional[Path], overrides: Optional[list[str]]) -> dict[str, Any]:
+def _sections(config: Path | None, overrides: list[str] | None) -> dict[str, Any]:
     from .config import load_sections
     return load_sections(config, overrides)
 
 
 @app.command()
 def synth(out: Annotated[Path, typer.Argument(help="Folder to write the generated dataset to.")],
-          config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """Generate synthetic face videos in the Aff-Wild2 layout (plus full-frame videos)."""
+          config: ConfigOpt = None, set_: SetOpt = None,
+          layout: Annotated[list[str] | None, typer.Option(
+              help="Also write a photo dataset: ckplus, ckplus48 or jaffe (repeatable).")] = None
+          ) -> None:
+    """Generate synthetic face videos in the Aff-Wild2 layout (plus full-frame videos, and CK+,
+    CK+48 and JAFFE photo datasets on request)."""
     from .config import configure
     from .data.sources.synthetic import SynthConfig, synthesize
     cfg = configure(SynthConfig(), _sections(config, set_).get("synth"), section="synth")
+    if layout:
+        cfg = dataclasses.replace(cfg, layouts=tuple(dict.fromkeys((*cfg.layouts, *layout))))
     summary = synthesize(out, cfg)
     console.print(summary)
 
@@ -52,6 +59,72 @@ def prepare_affwild2_cmd(
     from .data.store import describe_store, prepare_affwild2
     for line in describe_store(prepare_affwild2(root, out)):
         console.print(line, highlight=False)
+
+
+RootOpt = Annotated[Path, typer.Option(help="Dataset root folder.")]
+StoreOpt = Annotated[Path, typer.Option(help="Face store folder to write.")]
+DetectorOpt = Annotated[str | None, typer.Option(
+    help="Face detector: haar, hog or hog_haar (default: the project's, see data/detect.py).")]
+MarginOpt = Annotated[float, typer.Option(help="Margin around a detected face, as a fraction of "
+                                               "its size.")]
+WorkersOpt = Annotated[int, typer.Option(help="Threads decoding images and detecting faces.")]
+_CPUS = os.cpu_count() or 1
+
+
+def _detection(detector: str | None, margin: float) -> dict[str, Any]:
+    """Detection settings for a prepare function; the project's default detector unless named."""
+    return {"margin": margin, **({"detector": detector} if detector else {})}
+
+
+def _print_store(summary: dict[str, Any]) -> None:
+    """The store's counts and skipped items, and which label names became which class."""
+    from .data.store import describe_store
+    mapping = summary.get("label_mapping", {})
+    for k, name in enumerate(summary.get("expressions", []) if mapping else []):
+        raws = ", ".join(repr(raw) for raw, mapped in mapping.items() if mapped == name)
+        console.print(f"  class {k} {name} <- {raws}", highlight=False, soft_wrap=True)
+    for line in describe_store(summary):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@prepare_app.command("ckplus")
+def prepare_ckplus_cmd(root: RootOpt, out: StoreOpt, detector: DetectorOpt = None,
+                       margin: MarginOpt = 0.1, workers: WorkersOpt = _CPUS) -> None:
+    """CK+ tree (faces detected) or CK+48 class folders -> face store. Resumable."""
+    from .data.sources.ckplus import prepare_ckplus
+    _print_store(prepare_ckplus(root, out, workers=workers, **_detection(detector, margin)))
+
+
+@prepare_app.command("jaffe")
+def prepare_jaffe_cmd(root: RootOpt, out: StoreOpt, detector: DetectorOpt = None,
+                      margin: MarginOpt = 0.1, workers: WorkersOpt = _CPUS) -> None:
+    """JAFFE images (KA.AN1.39.tiff ...) -> face store (faces detected). Resumable."""
+    from .data.sources.jaffe import prepare_jaffe
+    _print_store(prepare_jaffe(root, out, workers=workers, **_detection(detector, margin)))
+
+
+@prepare_app.command("folder")
+def prepare_folder_cmd(
+        root: RootOpt, out: StoreOpt,
+        csv: Annotated[Path | None, typer.Option(
+            help="CSV of image path + label and/or valence, arousal (default: the only CSV in "
+                 "ROOT, else class folders).")] = None,
+        detect: Annotated[bool, typer.Option(
+            help="Detect faces; --no-detect for images that already are face crops.")] = True,
+        detector: DetectorOpt = None, margin: MarginOpt = 0.1,
+        workers: WorkersOpt = _CPUS) -> None:
+    """Class folders or a CSV of labelled images -> face store. Resumable."""
+    from .data.sources.folder import prepare_folder
+    _print_store(prepare_folder(root, out, csv=csv, detect=detect, workers=workers,
+                                **_detection(detector, margin)))
+
+
+@prepare_app.command("videos")
+def prepare_videos_cmd(root: RootOpt, out: StoreOpt, detector: DetectorOpt = None,
+                       margin: MarginOpt = 0.1, workers: WorkersOpt = _CPUS) -> None:
+    """Videos with per-frame CSVs (frame,valence,arousal[,expression]) -> face store. Resumable."""
+    from .data.sources.videos import prepare_videos
+    _print_store(prepare_videos(root, out, workers=workers, **_detection(detector, margin)))
 
 
 @train_app.command("frame")
@@ -125,6 +198,56 @@ def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo 
                         for name in ("synth", "frame", "sequence", "evaluation")})
     metrics = run_demo(out, cfg, console=console)
     console.print(metrics_table(metrics))
+
+
+@app.command("run")
+def run_config(config: Annotated[Path, typer.Argument(
+                   help="YAML config whose key `experiment:` is classification or va.")],
+               out: Annotated[Path | None, typer.Option(
+                   help="Folder for the run (default runs/<config name>).")] = None,
+               set_: SetOpt = None) -> None:
+    """Run (or resume) the experiment a config file describes; prints its results table."""
+    from rich.markdown import Markdown
+
+    from .pipeline.run import run_experiment
+    console.print(Markdown(run_experiment(config, out, set_ or [], console=console)))
+
+
+@app.command("bundle")
+def bundle_cmd(
+        frame: Annotated[Path, typer.Option(help="Frame model file (frame_model.pt).")],
+        out: Annotated[Path, typer.Option(help="Bundle file to write.")],
+        sequence: Annotated[Path | None, typer.Option(
+            help="Sequence model file (sequence_model.pt).")] = None,
+        labels: Annotated[str | None, typer.Option(
+            help="Expression class names, comma-separated in class order (default for 7 or 8 "
+                 "classes: Aff-Wild2's or CK+'s).")] = None,
+        detector: Annotated[str | None, typer.Option(
+            help="Face detector the training faces were found with (default: the project's); "
+                 "none for faces that came already cropped.")] = None,
+        margin: MarginOpt = 0.1) -> None:
+    """Pack the frame model, optional sequence model, labels and preprocessing into one file."""
+    from .data.detect import DEFAULT_DETECTOR
+    from .inference.bundle import Preprocessing, make_bundle
+    chosen = None if detector == "none" else (detector or DEFAULT_DETECTOR)
+    preprocessing = Preprocessing(detector=chosen, margin=margin)
+    made = make_bundle(frame, sequence, out=out, preprocessing=preprocessing,
+                       labels=[name.strip() for name in labels.split(",")] if labels else None)
+    console.print(f"bundle: {out} ({made.summary()})", highlight=False, soft_wrap=True)
+
+
+@app.command("export")
+def export_cmd(
+        bundle: Annotated[Path, typer.Argument(help="Bundle file (affecttrack bundle).")],
+        onnx: Annotated[Path, typer.Option(
+            help="Folder for frame.onnx, sequence.onnx and onnx.json.")]) -> None:
+    """Export a bundle's networks to ONNX, checked against PyTorch (needs affecttrack[onnx])."""
+    from .inference.export import export_onnx
+    info = export_onnx(bundle, onnx)
+    for part in ("frame", "sequence"):
+        if info[part] is not None:
+            console.print(f"{onnx / info[part]['file']}: max |ONNX Runtime - PyTorch| "
+                          f"{info[part]['max_abs_diff_vs_torch']:.2g}", highlight=False)
 
 
 @app.command()

@@ -43,3 +43,37 @@ def expression_from_va(valence: np.ndarray | float, arousal: np.ndarray | float)
                                           np.asarray(arousal, dtype=np.float64)), axis=-1)
     distances = np.linalg.norm(points[..., None, :] - EXPRESSION_CENTROIDS, axis=-1)
     return np.argmin(distances, axis=-1).astype(np.int64)
+
+
+# The basic expressions under one spelling each, so that datasets naming them differently (CK+'s
+# "happy", Aff-Wild2's "Happiness", a user's "HAPPY") can be matched and mapped onto each other.
+CKPLUS_EXPRESSIONS: tuple[str, ...] = (
+    "Neutral", "Anger", "Contempt", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
+JAFFE_EXPRESSIONS: tuple[str, ...] = AFFWILD2_EXPRESSIONS
+
+_SYNONYMS: dict[str, str] = {
+    "neutral": "Neutral", "neu": "Neutral", "ne": "Neutral", "calm": "Neutral",
+    "anger": "Anger", "angry": "Anger", "ang": "Anger", "an": "Anger",
+    "contempt": "Contempt", "contemptuous": "Contempt", "con": "Contempt",
+    "disgust": "Disgust", "disgusted": "Disgust", "dis": "Disgust", "di": "Disgust",
+    "fear": "Fear", "fearful": "Fear", "afraid": "Fear", "scared": "Fear", "fe": "Fear",
+    "happiness": "Happiness", "happy": "Happiness", "joy": "Happiness", "hap": "Happiness",
+    "ha": "Happiness",
+    "sadness": "Sadness", "sad": "Sadness", "sa": "Sadness",
+    "surprise": "Surprise", "surprised": "Surprise", "sur": "Surprise", "su": "Surprise",
+    "other": "Other",
+}
+
+
+def canonical_expression(name: str) -> str | None:
+    """The canonical name (as in CKPLUS_EXPRESSIONS, or "Other") of a label spelled any common
+    way, case-insensitively; None when the name is not a known expression."""
+    return _SYNONYMS.get(str(name).strip().lower())
+
+
+def map_expressions(source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
+    """For each class of `source`, its index in `target` (-1 where `target` lacks it), matched by
+    canonical name: how a model trained on CK+'s 8 classes is scored on JAFFE's 7."""
+    positions = {canonical_expression(name): i for i, name in enumerate(target)}
+    return np.array([positions.get(canonical_expression(name), -1) for name in source],
+                    dtype=np.int64)

@@ -14,7 +14,7 @@ import os
 import cv2
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-import albumentations as A  # noqa: E402  (must follow the environment setting above)
+import albumentations as A
 
 SCALE = (0.9, 1.25)
 SHIFT = 0.1

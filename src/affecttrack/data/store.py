@@ -1,14 +1,16 @@
 """The face store: every face crop of a dataset as uint8 96 x 96 rows of one memory-mapped array.
 
-Decoding Aff-Wild2's ~2.8M jpgs takes far longer than any later stage reads them, so it is done
-once, into `faces.npy` (N x 96 x 96, memory-mapped by readers) plus `index.parquet` (one row per
-frame that has a face or a label; see docs/ARCHITECTURE.md for the columns). `summary.json` is
-written last and marks the store complete.
+Decoding a dataset's images (Aff-Wild2's ~2.8M jpgs) and finding faces in them takes far longer
+than any later stage reads them, so it is done once, into `faces.npy` (N x 96 x 96, memory-mapped
+by readers) plus `index.parquet` (one row per frame that has a face or a label; see
+docs/ARCHITECTURE.md for the columns). `summary.json` is written last and marks the store
+complete. Every source (Aff-Wild2, CK+, JAFFE, folders, videos) describes its data as groups of
+frames (`data.groups`), so this one writer serves them all.
 
-Preparing is resumable: faces are written video by video into a preallocated `faces.partial.npy`,
-and each finished video is appended to `progress.jsonl` only after its images are on disk. An
-interrupted prepare therefore resumes after the last finished video; anything a half-written
-video left behind lies past that point and is overwritten.
+Preparing is resumable: faces are written group by group into `faces.partial.npy`, and finished
+groups are appended to `progress.jsonl` only after their images are on disk. An interrupted
+prepare therefore resumes after the last finished group; anything a half-written group left
+behind lies past that point and is overwritten.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,14 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from affecttrack.data.faces import FACE_SIZE, to_face_crop
-from affecttrack.data.sources.affwild2 import AffWild2Scan, AffWild2Video, Problem, scan_affwild2
+from affecttrack.data.faces import FACE_SIZE
+from affecttrack.data.groups import (
+    CHUNK_FRAMES,
+    Crop,
+    FaceGroup,
+    Mapper,
+    Problem,
+    SourceScan,
+)
+from affecttrack.data.images import load_cropped
+from affecttrack.data.sources.affwild2 import scan_affwild2
 from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.labels import AFFWILD2_EXPRESSIONS
 from affecttrack.runinfo import write_json_atomic, write_run_info
 
 log = logging.getLogger(__name__)
@@ -48,7 +60,8 @@ _INDEX_DTYPES = {"video": str, "frame": np.int32, "row": np.int64, "split": str,
                  "subject": str}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FACE_BYTES = FACE_SIZE * FACE_SIZE
-CHUNK_FRAMES = 512
+QUIET_REASONS = frozenset({"no_face"})  # expected in photo and video data: logged at INFO only
+SYNC_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,14 @@ class FaceStore:
         _check_store(path, index, faces)
         return cls(path, index, faces, summary)
 
+    @property
+    def expression_names(self) -> tuple[str, ...]:
+        """The class names of the `expression` column (class k is `expression_names[k]`).
+
+        Stores written before the summary recorded them hold Aff-Wild2 data, hence the default.
+        """
+        return tuple(self.summary.get("expressions", AFFWILD2_EXPRESSIONS))
+
     def images(self, rows: np.ndarray) -> np.ndarray:
         """The face crops at `rows` (positions in faces.npy) as an in-memory (n, 96, 96) array."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -101,22 +122,8 @@ def _check_store(path: Path, index: pd.DataFrame, faces: np.ndarray) -> None:
                                             f"{FACES_FILE} holds {len(faces)} rows")
 
 
-def _decode_image(path: Path) -> np.ndarray | None:
-    """The face crop of one jpg, or None when it cannot be decoded.
-
-    Decoding straight to grey lets libjpeg skip the chroma planes: about 25% faster than decoding
-    colour and converting, and the same crop but for a few pixels at sharp colour edges (mean
-    difference 0.04 grey levels on synthetic crops). cv2 releases the GIL here, so a thread pool
-    can decode in parallel.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.size == 0:
-        return None
-    return to_face_crop(image)
-
-
 @contextmanager
-def _mapper(workers: int) -> Iterator[Callable[[Callable, Iterable], Iterable]]:
+def _mapper(workers: int) -> Iterator[Mapper]:
     if workers <= 1:
         yield map
         return
@@ -124,50 +131,82 @@ def _mapper(workers: int) -> Iterator[Callable[[Callable, Iterable], Iterable]]:
         yield pool.map
 
 
-def _write_video(video: AffWild2Video, faces_file: IO[bytes], data_offset: int, start: int,
-                 decode_map: Callable, bar: tqdm) -> dict[str, Any]:
-    """Decode one video's images into consecutive rows from `start`; skip undecodable ones.
+def _log_problem(problem: Problem) -> None:
+    log.log(logging.INFO if problem.reason in QUIET_REASONS else logging.WARNING, "%s", problem)
 
-    Returns the progress record: where the video's rows start, how many there are and which frames
-    could not be decoded (their rows are not used, so later faces move up).
+
+def _write_video(group: FaceGroup, faces_file: IO[bytes], data_offset: int, start: int,
+                 crops: Iterable[tuple[int, Crop | Problem]], bar: tqdm) -> dict[str, Any]:
+    """Write one group's crops into consecutive rows from `start`; skip the frames that failed.
+
+    Returns the progress record: where the group's rows start, how many there are, how many
+    frames were tried and which failed and why (their rows are not used, so later faces move up).
     """
-    row, corrupt = start, []
-    for first in range(0, len(video.frames), CHUNK_FRAMES):
-        positions = range(first, min(first + CHUNK_FRAMES, len(video.frames)))
-        images = list(decode_map(_decode_image, [video.path(i) for i in positions]))
-        corrupt += [int(video.frames[i]) for i, image in zip(positions, images) if image is None]
-        good = [image for image in images if image is not None]
-        if good:
+    row, tried, failed, chunk = start, 0, [], []
+
+    def flush() -> None:
+        nonlocal row
+        if chunk:
             faces_file.seek(data_offset + row * FACE_BYTES)
-            faces_file.write(np.stack(good).tobytes())
-            row += len(good)
-        bar.update(len(positions))
-    faces_file.flush()
-    os.fsync(faces_file.fileno())
-    for frame in corrupt:
-        log.warning("%s", _corrupt_problem(video, frame))
-    return {"video": video.name, "start": start, "rows": row - start, "corrupt": corrupt}
+            faces_file.write(np.stack(chunk).tobytes())
+            row += len(chunk)
+            chunk.clear()
 
-
-def _corrupt_problem(video: AffWild2Video, frame: int) -> Problem:
-    path = video.path(int(np.searchsorted(video.frames, frame)))
-    return Problem("corrupt_image", path, "cannot decode image; image skipped")
+    for frame, result in crops:
+        tried += 1
+        bar.update(1)
+        if isinstance(result, Problem):
+            _log_problem(result)
+            failed.append([int(frame), result.reason, str(result.path), result.detail])
+        else:
+            chunk.append(result)
+            if len(chunk) == CHUNK_FRAMES:
+                flush()
+    flush()
+    return {"video": group.name, "start": start, "rows": row - start, "tried": tried,
+            "failed": failed}
 
 
 def _append_progress(progress_file: IO[str], record: dict[str, Any]) -> None:
     progress_file.write(json.dumps(record) + "\n")
     progress_file.flush()
-    os.fsync(progress_file.fileno())
 
 
-def _plan(scan: AffWild2Scan) -> dict[str, Any]:
-    """What a resumed prepare must find unchanged: the videos and their image counts."""
-    return {"source": "affwild2", "videos": {video.name: len(video.frames)
-                                             for video in scan.videos}}
+class _ProgressLog:
+    """Appends finished groups to progress.jsonl once their faces are safely on disk.
+
+    Syncing after every group costs two fsyncs (about 4 ms each here) per group, which dominates
+    photo datasets of one or two pictures per person; records are therefore collected and written
+    after one fsync of the faces every `SYNC_SECONDS`, and always before a failure propagates.
+    """
+
+    def __init__(self, faces_file: IO[bytes], progress_file: IO[str]) -> None:
+        self.faces_file, self.progress_file = faces_file, progress_file
+        self.pending: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.pending.append(record)
+        if time.monotonic() - self.last >= SYNC_SECONDS:
+            self.sync()
+
+    def sync(self) -> None:
+        self.faces_file.flush()
+        os.fsync(self.faces_file.fileno())
+        while self.pending:
+            _append_progress(self.progress_file, self.pending.pop(0))
+        os.fsync(self.progress_file.fileno())
+        self.last = time.monotonic()
+
+
+def _plan(scan: SourceScan) -> dict[str, Any]:
+    """What a resumed prepare must find unchanged: the source, its settings and its groups."""
+    return {"source": scan.source, "config": scan.config,
+            "videos": {group.name: group.reader.fingerprint() for group in scan.groups}}
 
 
 def _read_progress(path: Path) -> list[dict[str, Any]]:
-    """Finished videos, in order; a last line cut short by an interruption is dropped."""
+    """Finished groups, in order; a last line cut short by an interruption is dropped."""
     if not path.exists():
         return []
     lines = path.read_text().splitlines()
@@ -184,12 +223,14 @@ def _read_progress(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _resume(out: Path, plan: dict[str, Any]) -> list[dict[str, Any]]:
+def _resume(out: Path, scan: SourceScan) -> list[dict[str, Any]]:
     """Progress of an earlier, interrupted prepare into `out` (empty when starting afresh)."""
+    plan = json.loads(json.dumps(_plan(scan)))  # as it reads back from plan.json
     plan_path = out / PLAN_FILE
     if plan_path.exists() and json.loads(plan_path.read_text()) != plan:
-        raise InputError(out, "holds an unfinished face store of a different Aff-Wild2 tree (or "
-                              "the tree changed since); delete the folder or choose another one")
+        raise InputError(out, f"holds an unfinished face store of a different {scan.title} tree "
+                              "(or the tree or the settings changed since); delete the folder or "
+                              "choose another one")
     write_json_atomic(plan_path, plan)
     records = _read_progress(out / PROGRESS_FILE)
     if records and not ((out / PARTIAL_FACES_FILE).exists() or (out / FACES_FILE).exists()):
@@ -213,84 +254,138 @@ def _data_offset(path: Path) -> int:
         return file.tell()
 
 
-def _decode_all(scan: AffWild2Scan, out: Path, records: list[dict[str, Any]], *,
+def _batches(groups: list[FaceGroup]) -> Iterator[list[FaceGroup]]:
+    """Runs of small groups (up to CHUNK_FRAMES frames together), and every large group alone.
+
+    A photo dataset has thousands of groups of one to three pictures: read one at a time, they
+    would leave all but one worker idle, so small groups are read side by side.
+    """
+    batch: list[FaceGroup] = []
+    size = 0
+    for group in groups:
+        frames = group.reader.frames
+        if frames is None or len(frames) > CHUNK_FRAMES or size + len(frames) > CHUNK_FRAMES:
+            if batch:
+                yield batch
+            batch, size = [], 0
+        if frames is None or len(frames) > CHUNK_FRAMES:
+            yield [group]
+            continue
+        batch.append(group)
+        size += len(frames)
+    if batch:
+        yield batch
+
+
+def _read_whole(group: FaceGroup) -> list[tuple[int, Crop | Problem]]:
+    return list(group.reader.read(map))
+
+
+def _decode_all(scan: SourceScan, out: Path, records: list[dict[str, Any]], *,
                 progress: bool, workers: int) -> list[dict[str, Any]]:
-    """Write the faces of every video not yet finished; returns all progress records."""
+    """Write the faces of every group not yet finished; returns all progress records.
+
+    The faces file is preallocated for the frames known in advance; a group that yields more
+    (a video, whose frame count is known only once decoded) simply writes past its end, and
+    `_set_npy_rows` fixes the header when the store is finished.
+    """
     records = list(records)
     done = {record["video"] for record in records}
-    todo = [video for video in scan.videos if video.name not in done]
+    todo = [group for group in scan.groups if group.name not in done]
     if not todo:
         return records
     faces_path = out / PARTIAL_FACES_FILE
+    known = [len(group.reader.frames) for group in scan.groups if group.reader.frames is not None]
     if not faces_path.exists():
         np.lib.format.open_memmap(faces_path, mode="w+", dtype=np.uint8,
-                                  shape=(scan.frame_files, FACE_SIZE, FACE_SIZE))
+                                  shape=(sum(known), FACE_SIZE, FACE_SIZE))
     next_row = sum(record["rows"] for record in records)
     offset = _data_offset(faces_path)
-    total = sum(len(video.frames) for video in todo)
+    total = (sum(len(group.reader.frames) for group in todo)
+             if all(group.reader.frames is not None for group in todo) else None)
     with (open(faces_path, "r+b") as faces_file, open(out / PROGRESS_FILE, "a") as progress_file,
           _mapper(workers) as decode_map,
           tqdm(total=total, unit="frame", desc="faces", disable=not progress) as bar):
-        for video in todo:
-            record = _write_video(video, faces_file, offset, next_row, decode_map, bar)
-            _append_progress(progress_file, record)
-            records.append(record)
-            next_row += record["rows"]
+        durable = _ProgressLog(faces_file, progress_file)
+        try:
+            for batch in _batches(todo):
+                crops = ([batch[0].reader.read(decode_map)] if len(batch) == 1
+                         else decode_map(_read_whole, batch))
+                for group, group_crops in zip(batch, crops):
+                    record = _write_video(group, faces_file, offset, next_row, group_crops, bar)
+                    durable.add(record)
+                    records.append(record)
+                    next_row += record["rows"]
+        except BaseException:
+            durable.sync()  # what finished before the interruption need not be redone
+            raise
+        durable.sync()
     return records
 
 
-def _shrink_npy(path: Path, rows: int) -> None:
-    """Cut a (capacity, ...) .npy down to its first `rows` rows in place.
+def _set_npy_rows(path: Path, rows: int) -> None:
+    """Make a (capacity, ...) .npy hold exactly its first `rows` rows, in place.
 
-    Undecodable images leave the preallocated array partly unused. numpy pads .npy headers so the
-    first dimension can change without moving the data, so only the header and file length change.
+    Frames that fail leave the preallocated array partly unused, and videos may write past it.
+    numpy pads .npy headers so the first dimension can change without moving the data, so only
+    the header and the file length change.
     """
     npy = np.lib.format
     with open(path, "r+b") as file:
         shape, fortran_order, dtype, version = _read_npy_header(file)
         offset = file.tell()
-        if shape[0] == rows:
+        size = offset + rows * int(np.prod(shape[1:])) * dtype.itemsize
+        if shape[0] == rows and os.fstat(file.fileno()).st_size == size:
             return
         writer = npy.write_array_header_1_0 if version == (1, 0) else npy.write_array_header_2_0
         file.seek(0)
         writer(file, {"descr": npy.dtype_to_descr(dtype), "fortran_order": fortran_order,
                       "shape": (rows,) + tuple(shape[1:])})
         if file.tell() != offset:
-            raise AffectTrackError(f"{path}: cannot shrink the array header in place")
-        file.truncate(offset + rows * int(np.prod(shape[1:])) * dtype.itemsize)
+            raise AffectTrackError(f"{path}: cannot resize the array header in place")
+        file.truncate(size)
 
 
-def _video_index(video: AffWild2Video, record: dict[str, Any]) -> pd.DataFrame:
-    """Index rows of one video: frames with a face image or a label."""
-    table = video.frame_table()
-    decoded = np.ones(len(video.frames), dtype=bool)
-    decoded[np.searchsorted(video.frames, np.asarray(record["corrupt"], dtype=np.int64))] = False
-    face_row = np.full(len(video.frames), -1, dtype=np.int64)
-    face_row[decoded] = record["start"] + np.arange(int(decoded.sum()))
-    face = table["face"].to_numpy()
-    row = np.where(face >= 0, face_row[np.maximum(face, 0)], -1)
-    keep = ((row >= 0) | np.isfinite(table["valence"].to_numpy())
-            | (table["expression"].to_numpy() >= 0))
+def _lookup(frames: np.ndarray, keys: np.ndarray, values: np.ndarray, missing: Any) -> np.ndarray:
+    """values[k] where keys[k] == frame (keys sorted), `missing` elsewhere."""
+    out = np.full(len(frames), missing, dtype=values.dtype)
+    if len(keys):
+        position = np.minimum(np.searchsorted(keys, frames), len(keys) - 1)
+        found = keys[position] == frames
+        out[found] = values[position[found]]
+    return out
+
+
+def _group_index(group: FaceGroup, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Index columns of one group: frames with a face or a label."""
+    tried = (np.asarray(group.reader.frames, dtype=np.int32) if group.reader.frames is not None
+             else np.arange(1, record["tried"] + 1, dtype=np.int32))
+    cropped = ~np.isin(tried, np.array([item[0] for item in record["failed"]], dtype=np.int32))
+    face_row = np.full(len(tried), -1, dtype=np.int64)
+    face_row[cropped] = record["start"] + np.arange(int(cropped.sum()))
+    labels = group.labels
+    label_frames = labels["frame"].to_numpy(dtype=np.int32)
+    frames = np.union1d(tried, label_frames).astype(np.int32)
+    row = _lookup(frames, tried, face_row, -1)
+    valence = _lookup(frames, label_frames, labels["valence"].to_numpy(np.float32), np.nan)
+    arousal = _lookup(frames, label_frames, labels["arousal"].to_numpy(np.float32), np.nan)
+    expression = _lookup(frames, label_frames, labels["expression"].to_numpy(np.int16), -1)
+    keep = (row >= 0) | np.isfinite(valence) | np.isfinite(arousal) | (expression >= 0)
     n = int(keep.sum())
-    return pd.DataFrame({
-        "video": [video.name] * n,
-        "frame": table["frame"].to_numpy()[keep],
-        "row": row[keep],
-        "split": [video.split] * n,
-        "valence": table["valence"].to_numpy()[keep],
-        "arousal": table["arousal"].to_numpy()[keep],
-        "expression": table["expression"].to_numpy()[keep],
-        "subject": [video.subject] * n,
-    })
+    return {"video": np.full(n, group.name, dtype=object), "frame": frames[keep],
+            "row": row[keep], "split": np.full(n, group.split, dtype=object),
+            "valence": valence[keep], "arousal": arousal[keep], "expression": expression[keep],
+            "subject": np.full(n, group.subject, dtype=object)}
 
 
-def _build_index(scan: AffWild2Scan, records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The store's index, sorted by (video, frame) because videos are scanned in name order."""
-    by_video = {record["video"]: record for record in records}
-    parts = [_video_index(video, by_video[video.name]) for video in scan.videos]
-    index = (pd.concat(parts, ignore_index=True) if parts
-             else pd.DataFrame({column: [] for column in INDEX_COLUMNS}))
-    return index.astype(_INDEX_DTYPES)
+def _build_index(scan: SourceScan, records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The store's index, sorted by (video, frame)."""
+    by_group = {record["video"]: record for record in records}
+    parts = [_group_index(group, by_group[group.name]) for group in scan.groups]
+    index = pd.DataFrame({column: np.concatenate([part[column] for part in parts]) if parts
+                          else [] for column in INDEX_COLUMNS})
+    index = index.astype(_INDEX_DTYPES)
+    return index.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
 
 
 def _per_split(index: pd.DataFrame, mask: np.ndarray | None = None) -> dict[str, int]:
@@ -300,33 +395,50 @@ def _per_split(index: pd.DataFrame, mask: np.ndarray | None = None) -> dict[str,
     return counts
 
 
-def _summary(scan: AffWild2Scan, index: pd.DataFrame, problems: list[Problem]) -> dict[str, Any]:
+def _summary(scan: SourceScan, index: pd.DataFrame, problems: list[Problem]) -> dict[str, Any]:
     skipped: dict[str, dict[str, Any]] = {}
     for problem in problems:
         entry = skipped.setdefault(problem.reason, {"count": 0, "items": []})
         entry["count"] += 1
         entry["items"].append({"file": str(problem.path), "problem": problem.detail})
-    videos = {split: sum(video.split == split for video in scan.videos) for split in SPLITS}
-    videos["all"] = len(scan.videos)
+    videos = {split: sum(group.split == split for group in scan.groups) for split in SPLITS}
+    videos["all"] = len(scan.groups)
+    subjects = {split: len({group.subject for group in scan.groups if group.split == split})
+                for split in SPLITS}
+    subjects["all"] = len({group.subject for group in scan.groups})
+    expression = index["expression"].to_numpy()
+    usable = expression[(expression >= 0) & (index["row"].to_numpy() >= 0)]
+    counts = np.bincount(usable, minlength=len(scan.expressions))
     return {
-        "source": "affwild2",
+        "source": scan.source,
         "root": str(scan.root),
+        **scan.extra,
+        "kind": scan.kind,
+        "expressions": list(scan.expressions),
         "videos": videos,
+        "subjects": subjects,
         "frames": _per_split(index),
         "faces": _per_split(index, index["row"].to_numpy() >= 0),
         "labelled_va": _per_split(index, np.isfinite(index["valence"].to_numpy())),
-        "labelled_expression": _per_split(index, index["expression"].to_numpy() >= 0),
+        "labelled_expression": _per_split(index, expression >= 0),
+        "expression_counts": dict(zip(scan.expressions, counts.tolist())),  # labelled faces
         "skipped": skipped,
     }
 
 
 def describe_store(summary: dict[str, Any]) -> list[str]:
     """What a prepare produced and what it skipped, for the console."""
-    counts = ", ".join(f"{split} {summary['faces'][split]} faces / {summary['videos'][split]} videos"
-                       for split in ("train", "val", "test") if summary["videos"].get(split))
+    kind = summary.get("kind", "video")
+    counts = ", ".join(f"{split} {summary['faces'][split]} faces / {summary['videos'][split]} "
+                       f"{kind}s" for split in SPLITS if summary["videos"].get(split))
     skipped = describe_skipped(summary)
     total = sum(entry["count"] for entry in summary.get("skipped", {}).values())
-    return [f"face store: {counts}; skipped {total}", *(f"  skipped {line}" for line in skipped)]
+    lines = [f"face store: {counts or 'empty'}; skipped {total}"]
+    if summary.get("expressions"):
+        shown = ", ".join(f"{name} {count}" for name, count in
+                          summary.get("expression_counts", {}).items())
+        lines.append(f"  expressions: {shown}")
+    return [*lines, *(f"  skipped {line}" for line in skipped)]
 
 
 def describe_skipped(summary: dict[str, Any], examples: int = 3) -> list[str]:
@@ -340,7 +452,7 @@ def describe_skipped(summary: dict[str, Any], examples: int = 3) -> list[str]:
     return lines
 
 
-def _finish(scan: AffWild2Scan, out: Path, records: list[dict[str, Any]],
+def _finish(scan: SourceScan, out: Path, records: list[dict[str, Any]],
             workers: int) -> dict[str, Any]:
     """Index, final faces file and summary; safe to repeat if interrupted part-way."""
     index = _build_index(scan, records)
@@ -349,17 +461,16 @@ def _finish(scan: AffWild2Scan, out: Path, records: list[dict[str, Any]],
     os.replace(tmp, out / INDEX_FILE)
     partial = out / PARTIAL_FACES_FILE
     if partial.exists():
-        _shrink_npy(partial, sum(record["rows"] for record in records))
+        _set_npy_rows(partial, sum(record["rows"] for record in records))
         os.replace(partial, out / FACES_FILE)
     elif not (out / FACES_FILE).exists():
         np.lib.format.open_memmap(out / FACES_FILE, mode="w+", dtype=np.uint8,
                                   shape=(0, FACE_SIZE, FACE_SIZE))
-    by_video = {video.name: video for video in scan.videos}
-    problems = scan.problems + [_corrupt_problem(by_video[record["video"]], frame)
-                                for record in records for frame in record["corrupt"]]
+    problems = scan.problems + [Problem(reason, Path(file), detail) for record in records
+                                for _, reason, file, detail in record["failed"]]
     summary = _summary(scan, index, problems)
-    write_run_info(out, stage="prepare", config={"source": "affwild2", "root": str(scan.root),
-                                                 "workers": workers},
+    write_run_info(out, stage="prepare", config={"source": scan.source, "root": str(scan.root),
+                                                 "workers": workers, **scan.config},
                    seed=None, data_summary=summary)
     write_json_atomic(out / SUMMARY_FILE, summary)
     for name in (PROGRESS_FILE, PLAN_FILE):
@@ -367,18 +478,28 @@ def _finish(scan: AffWild2Scan, out: Path, records: list[dict[str, Any]],
     return summary
 
 
-def prepare_affwild2(root: Path, out: Path, *, progress: bool = True,
-                     workers: int = 1) -> dict[str, Any]:
-    """Aff-Wild2 tree -> face store in `out`; resumes an interrupted run, returns the summary.
+def build_store(scan: Callable[[], SourceScan], out: Path, *, progress: bool = True,
+                workers: int = 1) -> dict[str, Any]:
+    """The face store in `out` of what `scan()` describes; resumes an interrupted run.
 
-    A store that is already complete is not touched. What was skipped and why is logged as it
-    happens and listed under "skipped" in the summary (see `describe_skipped`).
+    A store that is already complete is returned without calling `scan` (the dataset may be gone).
+    What was skipped and why is logged as it happens and listed under "skipped" in the summary
+    (see `describe_skipped`). `workers` threads decode images (and detect faces) in parallel.
     """
     out = Path(out)
     if (out / SUMMARY_FILE).exists():
         return FaceStore.open(out).summary
-    scan = scan_affwild2(root)
+    found = scan()
+    for problem in found.problems:
+        _log_problem(problem)
     out.mkdir(parents=True, exist_ok=True)
-    records = _resume(out, _plan(scan))
-    records = _decode_all(scan, out, records, progress=progress, workers=workers)
-    return _finish(scan, out, records, workers)
+    records = _resume(out, found)
+    records = _decode_all(found, out, records, progress=progress, workers=workers)
+    return _finish(found, out, records, workers)
+
+
+def prepare_affwild2(root: Path, out: Path, *, progress: bool = True,
+                     workers: int = 1) -> dict[str, Any]:
+    """Aff-Wild2 tree -> face store in `out` (already aligned crops: no detection)."""
+    return build_store(lambda: scan_affwild2(root).source_scan(load_cropped), out,
+                       progress=progress, workers=workers)

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..models.cnn import FrameCNN
+from ..models.cnn import FrameCNN, faces_to_input
 from ..models.registry import load_model_file
 from ..runinfo import write_json_atomic, write_run_info
 from ..training.precision import autocast_for, channels_last_for, choose_precision
@@ -79,7 +79,7 @@ def _run(model: FrameCNN, faces: np.ndarray, arrays: tuple[np.ndarray, np.ndarra
             chunk_stop = min(chunk_start + chunk_rows, rows)
             for b0 in range(chunk_start, chunk_stop, batch_size):
                 b1 = min(b0 + batch_size, chunk_stop)
-                x = torch.from_numpy(np.array(faces[b0:b1])).unsqueeze(1).float().div_(255.0)
+                x = faces_to_input(faces[b0:b1])
                 z = model.features(x.contiguous(memory_format=memory_format))
                 features[b0:b1] = z.float().numpy()
                 if "va" in model.heads:

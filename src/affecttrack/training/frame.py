@@ -13,28 +13,47 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
+import numpy as np
+import pandas as pd
 import torch
 
 from ..errors import AffectTrackError
 from ..models.registry import create_frame_model, save_model_file
 from ..runinfo import write_run_info
-from .frame_data import FrameDataModule, balanced, capped, labelled_frames
+from .frame_data import (
+    FrameDataModule,
+    FrameSet,
+    balanced,
+    balanced_classes,
+    capped,
+    frame_set,
+    labelled_frames,
+)
 from .module import TaskModule
 from .precision import channels_last_for, choose_precision
-from .tasks import make_task
-from .trainer import RunConfig, TrainResult, build_trainer, check_resumable, fit_and_finish
+from .tasks import ExpressionTask, Task, make_task
+from .trainer import (
+    RunConfig,
+    TrainResult,
+    build_trainer,
+    check_resumable,
+    fit_and_finish,
+)
 
 if TYPE_CHECKING:
     from ..data.store import FaceStore
 
 MODEL_FILE = "frame_model.pt"
+CLASS_BALANCES = ("none", "downsample", "weights")
 
 
 @dataclass
 class FrameTrainConfig(RunConfig):
     """Settings of one frame-model training run (see the module docstring for the defaults).
 
-    `balance` (none, subset1, subset2, subset3) applies to the valence/arousal task only.
+    `balance` (none, subset1, subset2, subset3) applies to the valence/arousal task only;
+    `class_balance` to the expression task only: none, downsample (the paper's remedy: every
+    class cut to the rarest one's size) or weights (inverse-frequency weights in the loss).
     `val_max_frames` caps validation to a fixed, seeded random subset of frames.
     """
 
@@ -42,6 +61,7 @@ class FrameTrainConfig(RunConfig):
     task: str = "va"
     loss: str = "ccc"
     balance: str = "subset3"
+    class_balance: str = "none"
     augment: bool = True
     val_max_frames: int | None = None
     optimizer: str = "sgd"
@@ -50,6 +70,14 @@ class FrameTrainConfig(RunConfig):
     keras_decay: float = 1e-5
     batch_size: int = 128
 
+    def __post_init__(self) -> None:
+        if self.class_balance not in CLASS_BALANCES:
+            raise AffectTrackError(f"unknown class_balance {self.class_balance!r}; expected one "
+                                   f"of {', '.join(CLASS_BALANCES)}")
+        if self.class_balance != "none" and self.task != "expression":
+            raise AffectTrackError(f"class_balance {self.class_balance!r} applies to the "
+                                   "expression task only; use balance for valence/arousal")
+
 
 class FrameModule(TaskModule):
     """The frame CNN and its task; channels-last inputs when the run uses bf16."""
@@ -57,11 +85,13 @@ class FrameModule(TaskModule):
     def __init__(self, model: str = "cnn_va", task: str = "va", loss: str = "ccc",
                  optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 1e-4, keras_decay: float = 1e-5,
-                 channels_last: bool = False) -> None:
+                 warmup_steps: int = 0, channels_last: bool = False,
+                 class_counts: list[int] | None = None) -> None:
         network = create_frame_model(model)
-        super().__init__(make_task(task, loss=loss, heads=network.head_sizes), optimizer=optimizer,
-                         lr=lr, momentum=momentum, weight_decay=weight_decay,
-                         keras_decay=keras_decay)
+        super().__init__(make_task(task, loss=loss, heads=network.head_sizes,
+                                   class_counts=class_counts),
+                         optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                         keras_decay=keras_decay, warmup_steps=warmup_steps)
         self.save_hyperparameters()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = network.to(memory_format=self.memory_format)
@@ -71,8 +101,14 @@ class FrameModule(TaskModule):
 
 
 def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig | None = None,
-                      progress: bool = True) -> TrainResult:
-    """Train (or resume, or return the finished) frame model in `out_dir`."""
+                      progress: bool = True, *, train_frames: pd.DataFrame | None = None,
+                      val_frames: pd.DataFrame | None = None) -> TrainResult:
+    """Train (or resume, or return the finished) frame model in `out_dir`.
+
+    Training and validation frames come from the store's `split` column ("train", "val") unless
+    `train_frames` and `val_frames` (rows of `store.index`, e.g. from a subject-independent
+    protocol) are given.
+    """
     config = config or FrameTrainConfig()
     out_dir = Path(out_dir)
     finished = TrainResult.read(out_dir)
@@ -81,10 +117,13 @@ def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig 
     check_resumable(out_dir, asdict(config))
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    datamodule, summary = _frame_data(store, config)
+    datamodule, summary = _frame_data(store, config, train_frames, val_frames)
+    class_counts = summary["train_class_counts"] if config.class_balance == "weights" else None
     module = FrameModule(config.model, config.task, config.loss, config.optimizer, config.lr,
                          config.momentum, config.weight_decay, config.keras_decay,
-                         channels_last=channels_last_for(precision))
+                         config.warmup_steps, channels_last=channels_last_for(precision),
+                         class_counts=class_counts)
+    _check_classes(store, config, datamodule, module.task)
     trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)
     write_run_info(out_dir, stage="frame", config=config, seed=config.seed,
@@ -99,22 +138,54 @@ def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig 
     return fit_and_finish(trainer, module, datamodule, out_dir, export)
 
 
-def _frame_data(store: FaceStore, config: FrameTrainConfig) -> tuple[FrameDataModule,
-                                                                     dict[str, Any]]:
+def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.DataFrame | None,
+                val_frames: pd.DataFrame | None) -> tuple[FrameDataModule, dict[str, Any]]:
     """Train/val frames per the config, and the counts that run.json records."""
-    train = labelled_frames(store.index, "train", config.task)
-    used = balanced(train, config.balance, config.seed) if config.task == "va" else train
+    if (train_frames is None) != (val_frames is None):
+        raise AffectTrackError("train_frame_model: give both train_frames and val_frames, or "
+                               "neither")
+    explicit = train_frames is not None and val_frames is not None
+    if explicit:
+        train, val = frame_set(train_frames, config.task), frame_set(val_frames, config.task)
+    else:
+        train = labelled_frames(store.index, "train", config.task)
+        val = labelled_frames(store.index, "val", config.task)
+    used = _balanced_training(train, config)
     if len(train) and not len(used):
         raise AffectTrackError(f"{store.path}: balancing ({config.balance}) kept none of the "
                                f"{len(train)} training frames; use balance 'none' on data this "
                                "small")
-    val = labelled_frames(store.index, "val", config.task)
     val_used = capped(val, config.val_max_frames, config.seed)
     summary = {"store": str(store.path), "task": config.task,
-               "balance": config.balance if config.task == "va" else "none (expression task)",
+               "frames_from": "given frame tables" if explicit else "split column",
+               "balance": config.balance if config.task == "va" else config.class_balance,
                "train_frames": len(train), "train_frames_balanced": len(used),
                "val_frames": len(val), "val_frames_used": len(val_used)}
+    if config.task == "expression":
+        summary["train_class_counts"] = np.bincount(used.targets).tolist()
     datamodule = FrameDataModule(Path(store.path) / "faces.npy", used, val_used,
                                  batch_size=config.batch_size, augment=config.augment,
                                  num_workers=config.num_workers)
     return datamodule, summary
+
+
+def _balanced_training(train: FrameSet, config: FrameTrainConfig) -> FrameSet:
+    """The training frames after the task's balancing: valence/arousal bins or classes."""
+    if config.task == "va":
+        return balanced(train, config.balance, config.seed)
+    if config.class_balance == "downsample":
+        return balanced_classes(train, config.seed)
+    return train
+
+
+def _check_classes(store: FaceStore, config: FrameTrainConfig, datamodule: FrameDataModule,
+                   task: Task) -> None:
+    """Refuse expression labels the model has no class for, before training fails on them."""
+    if not isinstance(task, ExpressionTask):
+        return
+    labels = np.concatenate([datamodule.train_set.frames.targets,
+                             datamodule.val_set.frames.targets])
+    if labels.max() >= task.num_classes:
+        raise AffectTrackError(f"{store.path}: expression labels go up to {labels.max()} but "
+                               f"model {config.model!r} has {task.num_classes} classes; pick a "
+                               "model with one class per expression of the store")

@@ -1,8 +1,9 @@
 """Face frames for the frame CNN: which frames train and validate it, and how batches are read.
 
-Training uses the train split's labelled frames that have a face, downsampled once by the paper's
-balancing (VA task) with the run's seed; validation uses the val split's labelled frames with a
-face, optionally capped to a fixed, seeded random subset so that frequent validation stays cheap.
+Training uses the train split's labelled frames that have a face (or the frames a protocol names),
+downsampled once by the paper's balancing with the run's seed (valence/arousal bins for the VA
+task, classes for expressions); validation uses the val split's labelled frames with a face,
+optionally capped to a fixed, seeded random subset so that frequent validation stays cheap.
 """
 
 from __future__ import annotations
@@ -37,14 +38,20 @@ class FrameSet:
 
 def labelled_frames(index: pd.DataFrame, split: str, task: str) -> FrameSet:
     """Frames of `split` that have a face and a label for `task` ("va" or "expression")."""
-    selected = (index["split"] == split) & (index["row"] >= 0)
+    return frame_set(index[index["split"] == split], task)
+
+
+def frame_set(frames: pd.DataFrame, task: str) -> FrameSet:
+    """Those of `frames` (rows of a face-store index, e.g. one side of a protocol's split) that
+    have a face and a label for `task` ("va" or "expression")."""
+    selected = frames["row"] >= 0
     if task == "va":
-        selected &= index["valence"].notna() & index["arousal"].notna()
-        frames = index[selected]
+        selected &= frames["valence"].notna() & frames["arousal"].notna()
+        frames = frames[selected]
         targets = frames[["valence", "arousal"]].to_numpy(np.float32)
     else:
-        selected &= index["expression"] >= 0
-        frames = index[selected]
+        selected &= frames["expression"] >= 0
+        frames = frames[selected]
         targets = frames["expression"].to_numpy(np.int64)
     return FrameSet(frames["row"].to_numpy(np.int64), targets)
 
@@ -54,6 +61,19 @@ def balanced(frames: FrameSet, subset: str, seed: int) -> FrameSet:
     mask = balance_mask(frames.targets[:, 0], frames.targets[:, 1], subset,
                         np.random.default_rng(seed))
     return frames.subset(np.asarray(mask, dtype=bool))
+
+
+def balanced_classes(frames: FrameSet, seed: int) -> FrameSet:
+    """The paper's class balancing: every class downsampled (once, seeded) to the size of the
+    rarest class present, kept in store order."""
+    if len(frames) == 0:
+        return frames
+    counts = np.bincount(frames.targets)
+    smallest = counts[counts > 0].min()
+    rng = np.random.default_rng(seed)
+    keep = [rng.choice(np.flatnonzero(frames.targets == label), smallest, replace=False)
+            for label in np.flatnonzero(counts)]
+    return frames.subset(np.sort(np.concatenate(keep)))
 
 
 def capped(frames: FrameSet, max_frames: int | None, seed: int) -> FrameSet:

@@ -23,7 +23,7 @@ class TaskModule(L.LightningModule):
     """A model trained on one task; subclasses build `self.model` after `super().__init__`."""
 
     def __init__(self, task: Task, *, optimizer: str, lr: float, momentum: float,
-                 weight_decay: float, keras_decay: float) -> None:
+                 weight_decay: float, keras_decay: float, warmup_steps: int = 0) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:   # fail before training starts, not when fit begins
             raise AffectTrackError(f"unknown optimizer {optimizer!r}; expected one of "
@@ -31,7 +31,8 @@ class TaskModule(L.LightningModule):
         self.task = task
         self.metric = task.make_metric()
         self._optim = {"name": optimizer, "lr": lr, "momentum": momentum,
-                       "weight_decay": weight_decay, "decay": keras_decay}
+                       "weight_decay": weight_decay, "decay": keras_decay,
+                       "warmup_steps": warmup_steps}
 
     @abstractmethod
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,4 +61,5 @@ class TaskModule(L.LightningModule):
         return optimizer_config(self.parameters(), self._optim["name"], lr=self._optim["lr"],
                                 momentum=self._optim["momentum"],
                                 weight_decay=self._optim["weight_decay"],
-                                decay=self._optim["decay"])
+                                decay=self._optim["decay"],
+                                warmup_steps=self._optim["warmup_steps"])

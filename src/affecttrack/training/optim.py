@@ -31,17 +31,27 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], name: str, *, lr: float
     raise AffectTrackError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
 
 
-def keras_decay(optimizer: torch.optim.Optimizer,
-                decay: float) -> torch.optim.lr_scheduler.LRScheduler:
-    """lr / (1 + decay * step), stepped once per batch."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + decay * step))
+def step_schedule(optimizer: torch.optim.Optimizer, decay: float,
+                  warmup_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """lr / (1 + decay * step), stepped once per batch, after an optional linear warm-up.
+
+    The warm-up lets Adam take a learning rate that would blow up a freshly initialised network's
+    outputs in its first few steps, where 1 - CCC saturates and the gradient vanishes.
+    """
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+        return warm / (1.0 + decay * step)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def optimizer_config(params: Iterable[torch.nn.Parameter], name: str, *, lr: float,
-                     momentum: float, weight_decay: float, decay: float) -> dict[str, Any]:
-    """What a LightningModule's configure_optimizers returns: optimiser plus per-step decay."""
+                     momentum: float, weight_decay: float, decay: float,
+                     warmup_steps: int = 0) -> dict[str, Any]:
+    """What a LightningModule's configure_optimizers returns: optimiser plus per-step schedule."""
     optimizer = make_optimizer(params, name, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if decay <= 0:
+    if decay <= 0 and warmup_steps <= 0:
         return {"optimizer": optimizer}
     return {"optimizer": optimizer,
-            "lr_scheduler": {"scheduler": keras_decay(optimizer, decay), "interval": "step"}}
+            "lr_scheduler": {"scheduler": step_schedule(optimizer, decay, warmup_steps),
+                             "interval": "step"}}

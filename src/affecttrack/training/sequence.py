@@ -26,12 +26,18 @@ from ..data.sequences import TARGETS
 from ..errors import AffectTrackError
 from ..models.registry import create_sequence_model, load_model_file, save_model_file
 from ..runinfo import write_run_info
+from .batching import TrainValDataModule
 from .module import TaskModule
 from .precision import choose_precision
-from .batching import TrainValDataModule
 from .sequence_data import SequenceWindows, SplitTable
 from .tasks import VATask
-from .trainer import RunConfig, TrainResult, build_trainer, check_resumable, fit_and_finish
+from .trainer import (
+    RunConfig,
+    TrainResult,
+    build_trainer,
+    check_resumable,
+    fit_and_finish,
+)
 
 if TYPE_CHECKING:
     from ..data.store import FaceStore
@@ -61,13 +67,14 @@ class SequenceModule(TaskModule):
 
     def __init__(self, model: str = "gru3", target: str = "many_to_many", loss: str = "ccc",
                  optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
-                 weight_decay: float = 0.0, keras_decay: float = 0.0,
+                 weight_decay: float = 0.0, keras_decay: float = 0.0, warmup_steps: int = 0,
                  input_dropout: float = 0.3, input_dim: int = 300) -> None:
         if target not in TARGETS:
             raise AffectTrackError(f"unknown sequence target {target!r}; expected one of "
                                    f"{', '.join(TARGETS)}")
         super().__init__(VATask(loss), optimizer=optimizer, lr=lr, momentum=momentum,
-                         weight_decay=weight_decay, keras_decay=keras_decay)
+                         weight_decay=weight_decay, keras_decay=keras_decay,
+                         warmup_steps=warmup_steps)
         self.save_hyperparameters()
         self.model = create_sequence_model(model, input_dim=input_dim,
                                            input_dropout=input_dropout)
@@ -95,7 +102,7 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     input_dim = feature_store.features.shape[1]
     module = SequenceModule(config.model, config.target, config.loss, config.optimizer, config.lr,
                             config.momentum, config.weight_decay, config.keras_decay,
-                            config.input_dropout, input_dim)
+                            config.warmup_steps, config.input_dropout, input_dim)
     module.model.standardize_inputs(*_train_feature_statistics(face_store, feature_store))
     trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
@@ -48,14 +49,21 @@ class VATask:
 
 @dataclass(frozen=True)
 class ExpressionTask:
-    """Basic-expression classification scored by accuracy."""
+    """Basic-expression classification scored by accuracy.
+
+    `class_weights` (one per class) weight the cross-entropy, so that rare expressions count as
+    much as frequent ones without discarding frames as downsampling does.
+    """
 
     num_classes: int
+    class_weights: tuple[float, ...] | None = None
     head: str = "expression"
     monitor: str = "val/accuracy"
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output.float(), target)
+        weight = None if self.class_weights is None else torch.tensor(
+            self.class_weights, dtype=torch.float32, device=output.device)
+        return F.cross_entropy(output.float(), target, weight=weight)
 
     def make_metric(self) -> Metric:
         return MulticlassAccuracy(num_classes=self.num_classes, average="micro")
@@ -70,8 +78,24 @@ class ExpressionTask:
 Task = VATask | ExpressionTask
 
 
-def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = None) -> Task:
-    """The task called `name` for a model with `heads` (expression needs the class count)."""
+def inverse_frequency_weights(class_counts: list[int] | np.ndarray,
+                              num_classes: int) -> tuple[float, ...]:
+    """Cross-entropy weights n / (k * n_c) for the k classes present (1 for absent ones): a
+    frame's weight is inversely proportional to its class's frequency, and the weights average
+    to 1 over the training frames, so the loss keeps its usual scale."""
+    counts = np.zeros(num_classes, dtype=np.float64)
+    given = np.asarray(class_counts, dtype=np.float64)[:num_classes]
+    counts[:len(given)] = given
+    present = counts > 0
+    weights = np.ones(num_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return tuple(float(w) for w in weights)
+
+
+def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = None,
+              class_counts: list[int] | None = None) -> Task:
+    """The task called `name` for a model with `heads` (expression needs the class count);
+    `class_counts` (training frames per class) weight the expression task's loss."""
     heads = heads or {}
     if name not in TASKS:
         raise AffectTrackError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
@@ -79,4 +103,8 @@ def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = No
     if head not in heads:
         raise AffectTrackError(f"task {name!r} needs a model with a {head!r} head; this model has "
                                f"{', '.join(heads) or 'none'}")
-    return VATask(loss) if name == "va" else ExpressionTask(heads[head])
+    if name == "va":
+        return VATask(loss)
+    weights = (None if class_counts is None
+               else inverse_frequency_weights(class_counts, heads[head]))
+    return ExpressionTask(heads[head], class_weights=weights)

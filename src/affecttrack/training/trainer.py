@@ -23,8 +23,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import (Callback, Checkpoint, EarlyStopping,
-                                         LearningRateMonitor, ModelCheckpoint)
+from lightning.pytorch.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..errors import AffectTrackError, InputError
@@ -52,6 +57,7 @@ class RunConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     keras_decay: float = 0.0
+    warmup_steps: int = 0
     batch_size: int = 128
     max_epochs: int = 100
     max_steps: int = -1

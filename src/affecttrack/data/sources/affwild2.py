@@ -10,25 +10,31 @@ Later releases name the task folders VA_Estimation_Challenge and EXPR_Recognitio
 an eighth expression, Other. Line i after a file's header labels frame i. The scan only lists files
 and reads the small annotation texts; decoding the ~2.8M images is the face store's job.
 
-Problems that spoil one file or video are collected (and logged), not raised, so one bad file in a
-tree of hundreds does not stop a multi-hour prepare; only a tree whose layout cannot be read at all
-raises InputError.
+Problems that spoil one file or video are collected, not raised, so one bad file in a tree of
+hundreds does not stop a multi-hour prepare; only a tree whose layout cannot be read at all raises
+InputError. `AffWild2Scan.source_scan` describes the tree as groups of frames for the face store.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from affecttrack.data.groups import (
+    Crop,
+    FaceGroup,
+    ImageFiles,
+    Problem,
+    SourceScan,
+    label_table,
+)
 from affecttrack.errors import InputError
 from affecttrack.labels import AFFWILD2_EXPRESSIONS
-
-log = logging.getLogger(__name__)
 
 FRAMES_FOLDER = "cropped_aligned"
 ANNOTATIONS_FOLDER = "annotations"
@@ -45,24 +51,13 @@ _MAX_LINES_NAMED = 5
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One file or video that was skipped, or partly skipped, and why."""
-
-    reason: str
-    path: Path
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.detail}"
-
-
-@dataclass(frozen=True)
 class AffWild2Video:
     """One video's face images and labels.
 
     `frames` (sorted, int32) are the frame numbers that have a face image, the file names in
     `folder` aligned with them in `files`. `va` is (lines, 2) float32 with NaN where a frame is not
     annotated, `expression` (lines,) int16 with -1; both are empty when the video has no such file.
+    `expressions` are the class names of its EXPR file's header (later releases add "Other").
     Aff-Wild2 shows one person per video (the `_left`/`_right` videos are two people with two
     annotation files), so the subject is the video name.
     """
@@ -74,6 +69,7 @@ class AffWild2Video:
     files: np.ndarray
     va: np.ndarray
     expression: np.ndarray
+    expressions: tuple[str, ...] = AFFWILD2_EXPRESSIONS
 
     @property
     def subject(self) -> str:
@@ -103,6 +99,15 @@ class AffWild2Video:
             "expression": _per_frame(self.expression, frames, -1),
         })
 
+    def group(self, load: Callable[[Path], Crop | Problem]) -> FaceGroup:
+        """The video as a face-store group whose images are cropped by `load`."""
+        table = self.frame_table()
+        labelled = table[np.isfinite(table["valence"]) | (table["expression"] >= 0)]
+        return FaceGroup(self.name, self.split, self.subject,
+                         ImageFiles(self.folder, self.frames, self.files, load),
+                         label_table(labelled["frame"], labelled["valence"], labelled["arousal"],
+                                     labelled["expression"]))
+
 
 @dataclass
 class AffWild2Scan:
@@ -115,6 +120,18 @@ class AffWild2Scan:
     @property
     def frame_files(self) -> int:
         return sum(len(video.frames) for video in self.videos)
+
+    @property
+    def expressions(self) -> tuple[str, ...]:
+        """The tree's expression classes: the longest EXPR header found (7, or 8 with Other)."""
+        return max((video.expressions for video in self.videos), key=len,
+                   default=AFFWILD2_EXPRESSIONS)
+
+    def source_scan(self, load: Callable[[Path], Crop | Problem]) -> SourceScan:
+        """The tree as face-store groups, one per video."""
+        return SourceScan("affwild2", "Aff-Wild2", self.root, self.expressions, kind="video",
+                          groups=[video.group(load) for video in self.videos],
+                          problems=list(self.problems))
 
 
 def _per_frame(values: np.ndarray, frames: np.ndarray, missing: float) -> np.ndarray:
@@ -180,18 +197,19 @@ def read_va_file(path: Path) -> tuple[np.ndarray | None, list[Problem]]:
     return values, [_bad_lines_problem(path, bad)] if bad else []
 
 
-def read_expr_file(path: Path) -> tuple[np.ndarray | None, list[Problem]]:
-    """(frames,) int16 expression (Aff-Wild2 order), -1 where not annotated; None if unusable.
+def read_expr_file(path: Path) -> tuple[np.ndarray | None, tuple[str, ...], list[Problem]]:
+    """(frames,) int16 expression (Aff-Wild2 order), -1 where not annotated; None if unusable;
+    with the header's class names (later releases add "Other" as class 7).
 
     Values other than -1 and the header's class indices are malformed lines, read as not annotated
     and reported.
     """
     lines = _read_lines(path)
     if isinstance(lines, Problem):
-        return None, [lines]
+        return None, AFFWILD2_EXPRESSIONS, [lines]
     header = _header_problem(path, lines, EXPR_HEADERS)
     if header:
-        return None, [header]
+        return None, AFFWILD2_EXPRESSIONS, [header]
     classes = len(lines[0].split(","))
     values = np.full(len(lines) - 1, -1, dtype=np.int16)
     bad: list[int] = []
@@ -204,7 +222,8 @@ def read_expr_file(path: Path) -> tuple[np.ndarray | None, list[Problem]]:
             bad.append(i + 2)
         else:
             values[i] = value
-    return values, [_bad_lines_problem(path, bad)] if bad else []
+    return values, EXPR_HEADERS[classes - len(AFFWILD2_EXPRESSIONS)], (
+        [_bad_lines_problem(path, bad)] if bad else [])
 
 
 def _task_folder(annotations: Path, task: str) -> Path | None:
@@ -280,22 +299,23 @@ def _annotations(annotations: Path) -> dict[str, dict[str, list[tuple[str, Path]
     return {task: _annotation_files(folder) for task, folder in tasks.items() if folder}
 
 
-def _read_labels(task: str, path: Path | None) -> tuple[np.ndarray | None, list[Problem]]:
-    if path is None:
-        return None, []
-    return read_va_file(path) if task == "va" else read_expr_file(path)
+def _label_file(files_by_task: dict[str, list[tuple[str, Path]]], task: str,
+                split: str) -> Path | None:
+    """The chosen split's file first: a task may annotate the video in the other split only."""
+    candidates = sorted(files_by_task.get(task, []), key=lambda entry: entry[0] != split)
+    return candidates[0][1] if candidates else None
 
 
 def _scan_video(name: str, folder: Path, files_by_task: dict[str, list[tuple[str, Path]]]
                 ) -> tuple[AffWild2Video | None, list[Problem]]:
     entries = [entry for task_entries in files_by_task.values() for entry in task_entries]
     split, problems = _choose_split(name, entries) if entries else ("test", [])
-    labels = {}
-    for task in TASK_FOLDERS:
-        # The chosen split's file first: a task may annotate the video in the other split only.
-        candidates = sorted(files_by_task.get(task, []), key=lambda entry: entry[0] != split)
-        labels[task], task_problems = _read_labels(task, candidates[0][1] if candidates else None)
-        problems += task_problems
+    va_file, expr_file = _label_file(files_by_task, "va", split), _label_file(files_by_task,
+                                                                              "expr", split)
+    va, va_problems = read_va_file(va_file) if va_file else (None, [])
+    expression, classes, expr_problems = (read_expr_file(expr_file) if expr_file
+                                          else (None, AFFWILD2_EXPRESSIONS, []))
+    problems += va_problems + expr_problems
     if not folder.is_dir():
         return None, problems + [Problem("no_frames_folder", folder,
                                          f"video {name!r} is annotated but has no face images "
@@ -305,9 +325,9 @@ def _scan_video(name: str, folder: Path, files_by_task: dict[str, list[tuple[str
     if not len(frames):
         return None, problems + [Problem("empty_video", folder,
                                          "video folder holds no frame images; video skipped")]
-    va = labels["va"] if labels["va"] is not None else np.zeros((0, 2), dtype=np.float32)
-    expression = labels["expr"] if labels["expr"] is not None else np.zeros(0, dtype=np.int16)
-    return AffWild2Video(name, split, folder, frames, files, va, expression), problems
+    va = va if va is not None else np.zeros((0, 2), dtype=np.float32)
+    expression = expression if expression is not None else np.zeros(0, dtype=np.int16)
+    return AffWild2Video(name, split, folder, frames, files, va, expression, classes), problems
 
 
 def scan_affwild2(root: Path) -> AffWild2Scan:
@@ -331,6 +351,4 @@ def scan_affwild2(root: Path) -> AffWild2Scan:
         scan.problems += problems
         if video is not None:
             scan.videos.append(video)
-    for problem in scan.problems:
-        log.warning("%s", problem)
     return scan

@@ -5,7 +5,9 @@ people whose drawn faces follow valence and arousal (see `synthetic_face`). The 
 the real readers: an Aff-Wild2 tree (`affwild2/cropped_aligned`, `annotations/VA_Set`,
 `annotations/EXPR_Set`, with Aff-Wild2's quirks: frames without a face, `-5` / `-1` rows, an
 annotation file one line longer than the video, `_left` / `_right` videos of two people) and
-full-frame videos with a per-frame CSV (`videos/<name>.mp4` + `<name>.csv`).
+full-frame videos with a per-frame CSV (`videos/<name>.mp4` + `<name>.csv`). On request
+(`SynthConfig.layouts`) it also writes lab photo datasets in the CK+, CK+48 and JAFFE layouts
+(see `synthetic_photos`).
 
 The data is built so that the paper's claims can be tested honestly:
 - labels are skewed like Aff-Wild2's (mostly mild, positive valence, low arousal, stretches of
@@ -37,11 +39,23 @@ import numpy as np
 from tqdm import tqdm
 
 from ...errors import AffectTrackError, InputError
-from ...labels import (AFFWILD2_EXPRESSIONS, EXPRESSION_UNANNOTATED, VA_UNANNOTATED,
-                       expression_from_va)
+from ...labels import (
+    AFFWILD2_EXPRESSIONS,
+    EXPRESSION_UNANNOTATED,
+    VA_UNANNOTATED,
+    expression_from_va,
+)
 from ...runinfo import to_jsonable, write_json_atomic, write_run_info, write_text_atomic
-from .synthetic_face import (Expression, Identity, Pose, draw_face, draw_occluder,
-                             expression_controls, sample_identity)
+from .synthetic_face import (
+    Expression,
+    Identity,
+    Pose,
+    draw_face,
+    draw_occluder,
+    expression_controls,
+    sample_identity,
+)
+from .synthetic_photos import LAYOUTS, PhotoCounts, write_photo_layouts
 
 VA_HEADER = "valence,arousal"
 EXPR_HEADER = ",".join(AFFWILD2_EXPRESSIONS)
@@ -68,9 +82,15 @@ class SynthConfig:
     expression_jitter: float = 0.3  # sd, in valence/arousal units, of each frame's expression
     occlusion_rate: float = 0.25  # fraction of frames with a hand or object over the face
     blur_rate: float = 0.35  # fraction of frames with motion blur
+    layouts: tuple[str, ...] = ()  # photo datasets to add: "ckplus", "ckplus48", "jaffe"
+    ckplus_subjects: int = 4
+    ckplus_sequences: int = 3  # per subject
+    jaffe_subjects: int = 3  # at most 10
+    jaffe_per_expression: int = 2  # per subject
 
     def __post_init__(self) -> None:
         self.full_frame_size = tuple(self.full_frame_size)  # YAML and JSON give lists
+        self.layouts = tuple(self.layouts)
         problems = []
         if self.train_videos < 1 or self.val_videos < 1:
             problems.append("train_videos and val_videos must be at least 1")
@@ -83,6 +103,12 @@ class SynthConfig:
         if self.expression_jitter < 0 or not (0 <= self.occlusion_rate < 1
                                               and 0 <= self.blur_rate < 1):
             problems.append("expression_jitter >= 0 and occlusion/blur rates in [0, 1) needed")
+        unknown = sorted(set(self.layouts) - set(LAYOUTS))
+        if unknown:
+            problems.append(f"unknown layout(s) {', '.join(unknown)}; known: {', '.join(LAYOUTS)}")
+        if min(self.ckplus_subjects, self.ckplus_sequences, self.jaffe_subjects,
+               self.jaffe_per_expression) < 1 or self.jaffe_subjects > 10:
+            problems.append("photo layout counts must be at least 1 (jaffe_subjects at most 10)")
         if problems:
             raise AffectTrackError("synthetic data config: " + "; ".join(problems))
 
@@ -180,7 +206,8 @@ def _speech(rng: np.random.Generator, n: int, fps: int) -> np.ndarray:
     """Mouth opening from talking: syllable-rate flicker in talking stretches, label-free."""
     talking = (_waves(rng, n, (90, 300), 1.0, 2) + rng.uniform(-0.4, 0.3)) > 0
     window = np.hanning(max(3, fps // 6))
-    syllables = np.convolve(rng.normal(size=n), window / np.linalg.norm(window), mode="same")
+    syllables = np.convolve(rng.normal(size=n), window / np.linalg.norm(window),
+                            mode="same")[:n]  # a video shorter than the window: cut to it
     return talking * rng.uniform(0.04, 0.11) * np.clip(syllables, 0.0, None)
 
 
@@ -506,6 +533,12 @@ def _run_all(jobs: list[_Job], config: SynthConfig, out_dir: Path,
             yield futures[future], future.result()
 
 
+def _photo_layouts(config: SynthConfig, out_dir: Path) -> dict[str, Any]:
+    counts = PhotoCounts(config.ckplus_subjects, config.ckplus_sequences, config.jaffe_subjects,
+                         config.jaffe_per_expression)
+    return write_photo_layouts(out_dir, config.layouts, config.seed, counts)
+
+
 def _summary(config: SynthConfig, stats: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     crops = [s for s in stats if s["split"] != "video"]
     labelled = sum(s["va_labelled"] for s in crops)
@@ -547,7 +580,8 @@ def _check_previous(out_dir: Path, config: SynthConfig) -> dict[str, Any] | None
             previous = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise InputError(path, f"unreadable ({err}); delete the folder to start over") from err
-        if previous.get("config") != wanted:
+        # Fields added since the data was made read as their defaults.
+        if {**to_jsonable(SynthConfig()), **previous.get("config", {})} != wanted:
             raise InputError(out_dir, "holds synthetic data made with another config; delete it "
                                       "or choose another folder")
         if name == "synth.json":
@@ -579,8 +613,11 @@ def synthesize(out_dir: Path, config: SynthConfig | None = None, progress: bool 
         for job, result in _run_all(jobs, config, out_dir, workers):
             stats[(job.split == "video", job.index)] = result
             bar.update(job.frames)
+    photos = _photo_layouts(config, out_dir) if config.layouts else {}
     summary = _summary(config, [stats[key] for key in sorted(stats)],
                        time.perf_counter() - start)
+    if photos:
+        summary["photo_layouts"] = photos
     write_run_info(out_dir, stage="synth", config=config, seed=config.seed, data_summary=summary)
     write_json_atomic(out_dir / "synth.json", summary)
     (out_dir / "synth.started.json").unlink()

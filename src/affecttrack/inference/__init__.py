@@ -1,0 +1,1 @@
+"""Inference building blocks: model bundles, ONNX export and streaming sequence prediction."""

@@ -1,0 +1,248 @@
+"""A model bundle: the one file that prediction, export and streaming need.
+
+A bundle holds the frame network (any heads), the optional sequence network, how faces must be
+prepared for them, the expression class names, the affecttrack version that wrote it and a format
+version. Training writes two plain model files in two run folders and records none of the
+preprocessing; a user who wants to run the model elsewhere needs all of it together and checked
+against each other (the sequence network must read this frame network's features, the label list
+must fit the expression head).
+
+Storage: one `torch.save` file read back with `torch.load(weights_only=True)`, whose unpickler
+only rebuilds tensors and plain containers, so opening a bundle from a stranger runs no code. That
+is the same mechanism the plain model files already use (`models/registry.py`), so each network
+is stored as exactly the entry a model file holds, and no new dependency is needed. safetensors +
+JSON would give the same safety but two files (or metadata squeezed into string-to-string header
+fields) and a second way of storing models in the project; ONNX export (`export.py`) covers use
+outside PyTorch.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..data.detect import DEFAULT_DETECTOR, DETECTORS
+from ..errors import AffectTrackError, InputError
+from ..labels import AFFWILD2_EXPRESSIONS, CKPLUS_EXPRESSIONS
+from ..models.cnn import FACE_SIZE, INPUT_DIVISOR, FrameCNN
+from ..models.registry import (
+    MODEL_FILE_FORMAT,
+    load_model_file,
+    model_entry,
+    model_from_entry,
+)
+from ..models.rnn import SequenceRNN
+
+BUNDLE_FORMAT = "affecttrack-bundle"
+FORMAT_VERSION = 1
+MAKE_BUNDLE_HINT = ("make one with `affecttrack bundle --frame FRAME_MODEL "
+                    "[--sequence SEQUENCE_MODEL] --out BUNDLE`")
+# Expression heads whose class names are known without being told: the project's datasets.
+DEFAULT_LABELS: dict[int, tuple[str, ...]] = {len(AFFWILD2_EXPRESSIONS): AFFWILD2_EXPRESSIONS,
+                                              len(CKPLUS_EXPRESSIONS): CKPLUS_EXPRESSIONS}
+# Entries of Bundle.meta that the file stores in its own fields rather than in its "meta".
+_OWN_FIELDS = ("format_version", "affecttrack_version", "frame", "sequence")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a face must be turned into the frame network's input, as its training data was.
+
+    `detector` None means the network was trained on faces that came already cropped (Aff-Wild2's
+    aligned crops) and a caller must supply crops; otherwise faces are found with that detector
+    (`affecttrack.data.detect.create_detector`, `detector_settings` its keyword arguments, empty
+    for its defaults) and cropped with `margin` of the box added on each side (the default is
+    `detect_largest_face`'s). The crop becomes a `face_size` square, grey when `grey`, uint8
+    divided by `input_divisor` (`affecttrack.models.cnn.faces_to_input`).
+    """
+
+    face_size: int = FACE_SIZE
+    grey: bool = True
+    input_divisor: float = INPUT_DIVISOR
+    detector: str | None = DEFAULT_DETECTOR
+    detector_settings: dict[str, Any] = field(default_factory=dict)
+    margin: float = 0.1
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle: networks in eval mode, labels, preprocessing and what describes them.
+
+    `labels`: the expression head's class names (None without an expression head). `meta`:
+    `format_version`, `affecttrack_version` (of the writer), `frame` and `sequence` (each model's
+    name, constructor overrides and training meta, e.g. the sequence `target`; `sequence` None
+    without a sequence network), plus `created` and `sources` (the model files it was made from).
+    """
+
+    frame: FrameCNN
+    sequence: SequenceRNN | None
+    labels: tuple[str, ...] | None
+    preprocessing: Preprocessing
+    meta: dict[str, Any]
+
+    @property
+    def sequence_target(self) -> str | None:
+        """How the sequence network was trained ("many_to_many" / "many_to_one"), if it has one."""
+        if self.meta.get("sequence") is None:
+            return None
+        return self.meta["sequence"]["meta"].get("target", "many_to_many")
+
+    def summary(self) -> str:
+        """One line saying what the bundle holds."""
+        heads = ", ".join(f"{name} ({size})" for name, size in self.frame.head_sizes.items())
+        parts = [f"frame {self.meta['frame']['name']}: {heads}"]
+        if self.sequence is not None:
+            parts.append(f"sequence {self.meta['sequence']['name']} ({self.sequence_target})")
+        if self.labels:
+            parts.append(f"labels {', '.join(self.labels)}")
+        parts.append(f"detector {self.preprocessing.detector or 'none (cropped faces)'}")
+        return "; ".join(parts)
+
+
+def make_bundle(frame_model_file: Path, sequence_model_file: Path | None = None, *, out: Path,
+                labels: tuple[str, ...] | list[str] | None = None,
+                preprocessing: Preprocessing | None = None) -> Bundle:
+    """Bundle training's model files (frame_model.pt, optionally sequence_model.pt) into `out`.
+
+    `labels` name the expression head's classes; they may be left out for 7 classes (Aff-Wild2's
+    order) and 8 classes (CK+'s order). Returns the bundle as `load_bundle` would read it.
+    """
+    frame, frame_info = load_model_file(frame_model_file, "frame")
+    sequence, sequence_info = (load_model_file(sequence_model_file, "sequence")
+                               if sequence_model_file is not None else (None, None))
+    preprocessing = preprocessing or Preprocessing()
+    if preprocessing.detector is not None and preprocessing.detector not in DETECTORS:
+        raise AffectTrackError(f"unknown face detector {preprocessing.detector!r}; expected one "
+                               f"of {', '.join(DETECTORS)} (or none for cropped faces)")
+    labels = _labels_for(frame, labels, frame_model_file)
+    _check_feature_dims(frame, sequence, sequence_model_file)
+    sources = {"frame": str(frame_model_file)}
+    if sequence_model_file is not None:
+        sources["sequence"] = str(sequence_model_file)
+    bundle = Bundle(frame=frame, sequence=sequence, labels=labels, preprocessing=preprocessing,
+                    meta={"format_version": FORMAT_VERSION, "affecttrack_version": __version__,
+                          "frame": _describe(frame_info), "sequence": _describe(sequence_info),
+                          "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sources": sources})
+    save_bundle(bundle, out)
+    return bundle
+
+
+def save_bundle(bundle: Bundle, path: Path) -> Path:
+    """Write `bundle` to `path` (temporary name, then rename) in this version's format."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION,
+        "affecttrack_version": __version__,
+        "frame": model_entry(bundle.frame, kind="frame", **bundle.meta["frame"]),
+        "sequence": (model_entry(bundle.sequence, kind="sequence", **bundle.meta["sequence"])
+                     if bundle.sequence is not None else None),
+        "labels": list(bundle.labels) if bundle.labels is not None else None,
+        "preprocessing": asdict(bundle.preprocessing),
+        "meta": {key: value for key, value in bundle.meta.items() if key not in _OWN_FIELDS},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_bundle(path: Path) -> Bundle:
+    """The bundle in `path`, checked; every problem is an InputError naming the file."""
+    path = Path(path)
+    payload = _read_payload(path)
+    try:
+        frame = _network(payload["frame"], "frame", path)
+        sequence = (_network(payload["sequence"], "sequence", path)
+                    if payload["sequence"] is not None else None)
+        preprocessing = Preprocessing(**payload["preprocessing"])
+        labels = tuple(payload["labels"]) if payload["labels"] is not None else None
+        meta = {**payload["meta"], "format_version": payload["format_version"],
+                "affecttrack_version": payload["affecttrack_version"],
+                "frame": _describe(payload["frame"]), "sequence": _describe(payload["sequence"])}
+    except (KeyError, TypeError) as exc:
+        raise InputError(path, f"malformed bundle ({type(exc).__name__}: {exc})") from None
+    _labels_for(frame, labels, path)
+    _check_feature_dims(frame, sequence, path)
+    return Bundle(frame=frame, sequence=sequence, labels=labels, preprocessing=preprocessing,
+                  meta=meta)
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    """The file's dict, once it is known to be a bundle this version can read."""
+    if not path.is_file():
+        raise InputError(path, "bundle not found")
+    if not zipfile.is_zipfile(path):
+        raise InputError(path, f"not an affecttrack bundle (not a file torch.save wrote); "
+                               f"{MAKE_BUNDLE_HINT}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(path, "not an affecttrack bundle: it holds Python objects whose loading "
+                               f"could run code, so it is not opened; {MAKE_BUNDLE_HINT}") from None
+    except (RuntimeError, EOFError, ValueError) as exc:
+        raise InputError(path, f"not a readable bundle ({str(exc).splitlines()[0]})") from None
+    if isinstance(payload, dict) and payload.get("format") == MODEL_FILE_FORMAT:
+        raise InputError(path, f"is a plain {payload.get('kind', '')} model file, not a bundle; "
+                               f"{MAKE_BUNDLE_HINT}")
+    if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
+        raise InputError(path, f"not an affecttrack bundle; {MAKE_BUNDLE_HINT}")
+    version = payload.get("format_version")
+    if not isinstance(version, int):
+        raise InputError(path, f"malformed bundle (format version {version!r})")
+    if version > FORMAT_VERSION:
+        raise InputError(path, f"bundle format {version} (written by affecttrack "
+                               f"{payload.get('affecttrack_version')}) is newer than this "
+                               f"affecttrack {__version__} reads (up to {FORMAT_VERSION}); "
+                               "upgrade affecttrack")
+    return payload
+
+
+def _network(entry: dict[str, Any], kind: str, path: Path) -> Any:
+    if entry["kind"] != kind:
+        raise InputError(path, f"malformed bundle (its {kind} network is a {entry['kind']} model)")
+    return model_from_entry(entry, path)
+
+
+def _describe(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A model's name, overrides and training meta: what rebuilds it, without the weights."""
+    if entry is None:
+        return None
+    return {"name": entry["name"], "overrides": entry["overrides"], "meta": entry["meta"]}
+
+
+def _labels_for(frame: FrameCNN, labels: tuple[str, ...] | list[str] | None,
+                source: Path) -> tuple[str, ...] | None:
+    """The expression class names, checked against the expression head's size."""
+    size = frame.head_sizes.get("expression")
+    if size is None:
+        if labels:
+            raise InputError(source, "labels given, but the frame model has no expression head")
+        return None
+    if labels is None:
+        if size not in DEFAULT_LABELS:
+            raise InputError(source, f"the expression head has {size} classes; name them with "
+                                     "--labels (comma-separated, in class order)")
+        return DEFAULT_LABELS[size]
+    if len(labels) != size:
+        raise InputError(source, f"{len(labels)} labels given for an expression head of {size} "
+                                 "classes")
+    return tuple(str(label) for label in labels)
+
+
+def _check_feature_dims(frame: FrameCNN, sequence: SequenceRNN | None, source: Path | None) -> None:
+    """The sequence network must read the features this frame network makes."""
+    if sequence is None:
+        return
+    made, read = frame.embedding.out_features, sequence.layers[0].input_size
+    if made != read:
+        raise InputError(source, f"the sequence model reads {read}-d features, the frame model "
+                                 f"makes {made}-d ones")

@@ -1,0 +1,214 @@
+"""ONNX export of a bundle's networks, for runtimes without PyTorch (ONNX Runtime, TensorRT, ...).
+
+OUTDIR/frame.onnx: input `image` (n, 1, 96, 96) float32, a grey face divided by 255 (see the
+bundle's preprocessing); outputs `features` (n, 300) and one output per head: `va` (n, 2) valence
+and arousal, `expression` (n, classes) logits. n is dynamic.
+
+OUTDIR/sequence.onnx: one stateful step over a chunk of frames. Inputs `features` (b, t, 300) and
+each recurrent layer's state (b, hidden): `h0`, `h1`, ... (an LSTM layer has `h<i>` and `c<i>`);
+outputs `va` (b, t, 2) and the new states `h0_out`, ... Zeros start a run; feeding the new states
+back in with the next chunk continues it, so a video can be processed chunk by chunk in O(T), as
+`SequenceStream` does in PyTorch (which also applies the many-to-one shift and the gap policy that
+this graph leaves to its caller). b and t are dynamic.
+
+OUTDIR/onnx.json: every input and output with its shape (symbolic sizes as names), the labels,
+the preprocessing, the sequence network's training target, and how far ONNX Runtime's outputs were
+from PyTorch's on random inputs when the files were written (checked at export: a graph that
+disagrees is not written).
+
+Exporter: PyTorch's TorchScript-based one (`dynamo=False`). The torch.export-based default of
+torch 2.13 fixed nn.GRU's sequence length at the traced value (ONNX Runtime then failed a Reshape
+for any other t), which would defeat chunked streaming; the TorchScript exporter writes ONNX's own
+GRU / RNN / LSTM operators, whose sequence length is dynamic, and needs no onnxscript.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import AffectTrackError
+from ..models.cnn import FACE_SIZE, FrameCNN
+from ..models.rnn import SequenceRNN, State
+from ..runinfo import to_jsonable, write_json_atomic
+from .bundle import Bundle, load_bundle
+
+FRAME_FILE = "frame.onnx"
+SEQUENCE_FILE = "sequence.onnx"
+INFO_FILE = "onnx.json"
+OPSET = 17
+# ONNX Runtime and PyTorch may differ by float32 rounding, relative to the outputs' size.
+TOLERANCE = 1e-4
+VA_NAMES = ("valence", "arousal")
+
+
+def export_onnx(bundle: Bundle | Path, out_dir: Path) -> dict[str, Any]:
+    """Write frame.onnx, sequence.onnx (if the bundle has a sequence network) and onnx.json to
+    `out_dir`; returns what onnx.json holds."""
+    onnx, onnxruntime = require_onnx()
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if bundle.sequence is None:     # a sequence.onnx left from an earlier export would mislead
+        (out_dir / SEQUENCE_FILE).unlink(missing_ok=True)
+    info: dict[str, Any] = {
+        "format": "affecttrack-onnx", "affecttrack_version": __version__, "opset": OPSET,
+        "frame": _export_frame(bundle.frame, out_dir / FRAME_FILE, onnx, onnxruntime),
+        "sequence": (_export_sequence(bundle.sequence, out_dir / SEQUENCE_FILE, onnx,
+                                      onnxruntime) if bundle.sequence is not None else None),
+        "sequence_target": bundle.sequence_target,
+        "head_labels": {name: list(VA_NAMES if name == "va" else bundle.labels or [])
+                        for name in bundle.frame.head_sizes},
+        "preprocessing": bundle.preprocessing,
+    }
+    write_json_atomic(out_dir / INFO_FILE, info)
+    return to_jsonable(info)
+
+
+def require_onnx() -> tuple[ModuleType, ModuleType]:
+    """The onnx and onnxruntime modules, or a one-line error naming the extra that installs them."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as exc:
+        raise AffectTrackError(f"ONNX export needs the optional packages onnx and onnxruntime "
+                               f"({exc.name} is missing): pip install 'affecttrack[onnx]'"
+                               ) from None
+    return onnx, onnxruntime
+
+
+class FrameGraph(nn.Module):
+    """The frame network as exported: image -> (features, one output per head), no dropout."""
+
+    def __init__(self, frame: FrameCNN) -> None:
+        super().__init__()
+        self.frame = frame
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        z = self.frame.features(image)
+        return (z, *(head(z) for head in self.frame.heads.values()))
+
+
+class SequenceStep(nn.Module):
+    """The sequence network as exported: (features, flat states) -> (outputs, new flat states).
+
+    States are flat (b, hidden) tensors, one per layer (two for an LSTM layer), so that an ONNX
+    caller needs no knowledge of PyTorch's (layers, b, hidden) layout or LSTM's (h, c) pairs.
+    """
+
+    def __init__(self, sequence: SequenceRNN) -> None:
+        super().__init__()
+        self.sequence = sequence
+        self.lstm = sequence.cell == "lstm"
+
+    def state_names(self) -> list[tuple[str, int]]:
+        """(input name, hidden size) of every flat state, in argument order."""
+        kinds = ("h", "c") if self.lstm else ("h",)
+        return [(f"{kind}{i}", layer.hidden_size)
+                for i, layer in enumerate(self.sequence.layers) for kind in kinds]
+
+    def forward(self, features: torch.Tensor, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, state = self.sequence.forward_with_state(features, self._nest(flat))
+        return (out, *self._flatten(state))
+
+    def _nest(self, flat: tuple[torch.Tensor, ...]) -> State:
+        layers = [t.unsqueeze(0) for t in flat]
+        return list(zip(layers[0::2], layers[1::2])) if self.lstm else layers
+
+    def _flatten(self, state: State) -> list[torch.Tensor]:
+        tensors = [t for layer in state for t in layer] if self.lstm else state
+        return [t.squeeze(0) for t in tensors]
+
+
+def _export_frame(frame: FrameCNN, path: Path, onnx: ModuleType,
+                  onnxruntime: ModuleType) -> dict[str, Any]:
+    graph = FrameGraph(frame).eval()
+    heads = frame.head_sizes
+    outputs = {"features": ["n", frame.embedding.out_features],
+               **{name: ["n", size] for name, size in heads.items()}}
+    inputs = {"image": ["n", 1, FACE_SIZE, FACE_SIZE]}
+    _write_onnx(graph, (torch.rand(2, 1, FACE_SIZE, FACE_SIZE),), path, inputs, outputs, onnx)
+    image = torch.rand(3, 1, FACE_SIZE, FACE_SIZE)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        expected = [t.numpy() for t in graph(image)]
+    error = _check_agreement(path, session.run(None, {"image": image.numpy()}), expected)
+    return {"file": path.name, "inputs": _shapes(inputs), "outputs": _shapes(outputs),
+            "max_abs_diff_vs_torch": error}
+
+
+def _export_sequence(sequence: SequenceRNN, path: Path, onnx: ModuleType,
+                     onnxruntime: ModuleType) -> dict[str, Any]:
+    step = SequenceStep(sequence).eval()
+    states = step.state_names()
+    width = sequence.layers[0].input_size
+    inputs = {"features": ["b", "t", width], **{name: ["b", size] for name, size in states}}
+    outputs = {"va": ["b", "t", sequence.head.out_features],
+               **{f"{name}_out": ["b", size] for name, size in states}}
+    zeros = [torch.zeros(2, size) for _, size in states]
+    _write_onnx(step, (torch.randn(2, 4, width), *zeros), path, inputs, outputs, onnx)
+    error = _check_agreement(path, *_two_chunks(step, path, onnxruntime, width))
+    return {"file": path.name, "inputs": _shapes(inputs), "outputs": _shapes(outputs),
+            "state": [name for name, _ in states], "max_abs_diff_vs_torch": error}
+
+
+def _write_onnx(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
+                inputs: dict[str, list[Any]], outputs: dict[str, list[Any]],
+                onnx: ModuleType) -> None:
+    """Export under a temporary name with every symbolic size dynamic, check the graph, rename."""
+    dynamic = {name: {axis: size for axis, size in enumerate(shape) if isinstance(size, str)}
+               for name, shape in {**inputs, **outputs}.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings():
+        # The exporter is chosen knowingly (module docstring), and the tracer's notes on nn.RNN's
+        # Python-side shape checks and on batch sizes with variable lengths do not apply here:
+        # the initial states are inputs, and export checks the graph at other sizes.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size",
+                                category=UserWarning)
+        torch.onnx.export(model, args, str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=list(inputs), output_names=list(outputs),
+                          dynamic_axes=dynamic)
+    onnx.checker.check_model(str(tmp))
+    os.replace(tmp, path)
+
+
+def _two_chunks(step: SequenceStep, path: Path, onnxruntime: ModuleType,
+                width: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """ONNX Runtime over two chunks, the state carried from the first to the second, and PyTorch
+    over the whole sequence in one pass: outputs and final states of each."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 8, width)
+    zeros = [torch.zeros(3, size) for _, size in step.state_names()]
+    names = [name for name, _ in step.state_names()]
+    states, outputs = [t.numpy() for t in zeros], []
+    for chunk in (x[:, :5], x[:, 5:]):
+        out, *states = session.run(None, {"features": chunk.numpy(), **dict(zip(names, states))})
+        outputs.append(out)
+    with torch.inference_mode():
+        expected = [t.numpy() for t in step(x, *zeros)]
+    return [np.concatenate(outputs, axis=1), *states], expected
+
+
+def _check_agreement(path: Path, got: list[np.ndarray], expected: list[np.ndarray]) -> float:
+    """Largest |ONNX Runtime - PyTorch|; the file is removed when it exceeds TOLERANCE."""
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(got, expected))
+    scale = max(1.0, *(float(np.abs(b).max()) for b in expected))
+    if worst > TOLERANCE * scale:
+        path.unlink()
+        raise AffectTrackError(f"{path}: ONNX Runtime's outputs differ from PyTorch's by {worst:g};"
+                               " the export is not usable and was removed")
+    return worst
+
+
+def _shapes(tensors: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [{"name": name, "shape": shape, "dtype": "float32"} for name, shape in tensors.items()]

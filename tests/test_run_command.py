@@ -1,0 +1,67 @@
+"""`affecttrack run CONFIG`: a YAML file names the experiment; bad files are one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_runner import run_cli
+from store_fixtures import write_face_store
+
+TINY_CLASSIFICATION = """\
+experiment: classification
+classification:
+  store: {store}
+  protocol: kfold
+  folds: 2
+  val_fraction: 0.25
+frame:
+  model: cnn_expr7
+  batch_size: 8
+  max_steps: 50
+  optimizer: adam
+  lr: 1.0e-3
+  precision: 32-true
+  augment: false
+  class_balance: downsample
+"""
+
+
+def test_run_classification_config_with_overrides(monkeypatch, capsys, tmp_path) -> None:
+    store = write_face_store(tmp_path / "store", frames=15,
+                             videos={f"s{i}": "train" for i in range(6)})
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CLASSIFICATION.format(store=store.path))
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(monkeypatch, capsys, "run", str(config), "--out", str(out),
+                                "--set", "frame.max_steps=2")
+    assert code == 0, err
+    assert "mean ± std" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["folds"]) == ["fold_01", "fold_02"]
+    run = json.loads((out / "folds" / "fold_01" / "model" / "run.json").read_text())
+    assert run["config"]["max_steps"] == 2 and run["config"]["class_balance"] == "downsample"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("classification: {}\n", "'experiment' must be one of classification, va"),
+    ("experiment: regression\n", "found 'regression'"),
+    ("experiment: classification\nsequence: {}\n", "unknown section 'sequence'"),
+    ("experiment: classification\nclassification: {stores: x}\n", "unknown field(s) stores"),
+    ("experiment: classification\nclassification: {store: /no/such/store}\n", "/no/such/store"),
+    ("experiment: classification\nclassification: [1, 2]\n", "must be a mapping"),
+    ("experiment: va\nva: {root: /no/such/tree}\n", "/no/such/tree"),
+    ("experiment: va\n", "root (an Aff-Wild2-layout tree) is required"),
+])
+def test_bad_config_is_one_line_naming_the_problem(monkeypatch, capsys, tmp_path, text,
+                                                    expected) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+
+
+def test_missing_config_file_is_named(monkeypatch, capsys, tmp_path) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(tmp_path / "none.yaml"))
+    assert code == 2 and "none.yaml: config file not found" in err
