@@ -29,6 +29,7 @@ import av
 import cv2
 import numpy as np
 from measure import phase_cpu
+from report import replace_section
 from run_benchmarks import machine
 
 from affecttrack.data.detect import DETECTORS, FaceDetector, create_detector
@@ -162,16 +163,6 @@ def _searched_sizes(defaults: dict[str, dict[str, Any]]) -> str:
                      for name, d in defaults.items())
 
 
-def replace_section(page: str, section: str) -> str:
-    """`page` with its '## Face detection' section (up to the next '## ' heading) replaced by
-    `section`, or with `section` appended."""
-    start = page.find(SECTION + "\n")
-    if start < 0:
-        return page.rstrip("\n") + "\n\n" + section if page.strip() else section
-    end = page.find("\n## ", start + len(SECTION))
-    return page[:start] + section + ("\n" + page[end + 1:] if end >= 0 else "")
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cv2.setNumThreads(args.threads)
     every = 4 if args.quick else 1
@@ -215,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_json_atomic(args.out, report)
     page = args.report.read_text() if args.report.is_file() else ""
-    write_text_atomic(args.report, replace_section(page, report_section(report)))
+    write_text_atomic(args.report, replace_section(page, SECTION, report_section(report)))
     print(markdown_table(report["results"]))
     print(f"\nreduced = each detector's default max_side: {report['defaults']}; "
           f"written to {args.out} and {args.report}")

@@ -261,3 +261,21 @@ def results_page(results: dict[str, Any], table: str) -> str:
         "Largest single phase: each phase in a fresh process.",
         "",
     ])
+
+
+def replace_section(page: str, heading: str, section: str) -> str:
+    """`page` with its section under `heading` (up to the next '## ' heading) replaced by
+    `section`, or with `section` appended: each benchmark script owns its own part of RESULTS.md."""
+    start = page.find(heading + "\n")
+    if start < 0:
+        return page.rstrip("\n") + "\n\n" + section if page.strip() else section
+    end = page.find("\n## ", start + len(heading))
+    return page[:start] + section + ("\n" + page[end + 1:] if end >= 0 else "")
+
+
+def keep_other_sections(old_page: str, new_page: str) -> str:
+    """`new_page` followed by the '## ' sections of `old_page` that it does not hold itself, so
+    rewriting the main results keeps the sections other benchmark scripts wrote."""
+    kept = [part for part in old_page.split("\n## ")[1:]
+            if "\n## " + part.split("\n", 1)[0] + "\n" not in "\n" + new_page]
+    return new_page.rstrip("\n") + "".join("\n\n## " + part.rstrip("\n") for part in kept) + "\n"

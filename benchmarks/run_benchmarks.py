@@ -33,11 +33,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from ours import PHASES  # noqa: E402
-from report import Row, build_rows, markdown_table, results_page  # noqa: E402
+from report import Row, build_rows, keep_other_sections, markdown_table, results_page  # noqa: E402
 
 from affecttrack.errors import AffectTrackError  # noqa: E402
 from affecttrack.features.extract import extract_features  # noqa: E402
-from affecttrack.runinfo import package_versions, write_json_atomic  # noqa: E402
+from affecttrack.runinfo import package_versions, write_json_atomic, write_text_atomic  # noqa: E402
 from affecttrack.training.frame import FrameTrainConfig  # noqa: E402
 from affecttrack.training.precision import choose_precision  # noqa: E402
 from affecttrack.training.sequence import SequenceTrainConfig  # noqa: E402
@@ -250,13 +250,6 @@ def collect(args: argparse.Namespace, phases: list[str], ref_python: Path | None
     }
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -275,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     results = collect(args, phases, ref_python, precisions, sides, rows)
     table = markdown_table(rows)
     write_json_atomic(args.out, results)
-    write_text_atomic(args.report, results_page(results, table))
+    old_page = args.report.read_text() if args.report.is_file() else ""
+    write_text_atomic(args.report, keep_other_sections(old_page, results_page(results, table)))
     print(table)
     print(f"wrote {args.out} and {args.report}", file=sys.stderr)
     return 0

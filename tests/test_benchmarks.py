@@ -102,3 +102,12 @@ def test_our_quick_run_feeds_every_row_of_ours():
     assert all(r.ours is not None and r.ours > 0 for r in rows)
     assert raw["precisions"]["video"] == "32-true"
     assert raw["m2m_vs_window0_maxabsdiff"] < 1e-5
+
+
+def test_rewriting_the_main_results_keeps_other_scripts_sections() -> None:
+    old = "# Benchmark results\n\nold figures\n\n## Face detection\n\ndetector table\n"
+    page = report.keep_other_sections(old, "# Benchmark results\n\nnew figures\n")
+    assert "new figures" in page and "old figures" not in page
+    assert page.endswith("## Face detection\n\ndetector table\n")
+    again = report.replace_section(page, "## Face detection", "## Face detection\n\nnewer\n")
+    assert again.count("## Face detection") == 1 and "detector table" not in again

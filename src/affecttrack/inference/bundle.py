@@ -41,6 +41,9 @@ from ..models.registry import (
 )
 from ..models.rnn import SequenceRNN
 
+# The expression model trained on real photos (docs/MODEL_CARD.md), used when no model is named.
+DEFAULT_BUNDLE = (Path(__file__).resolve().parents[1] / "models" / "default"
+                  / "expressions.bundle.pt")
 BUNDLE_FORMAT = "affecttrack-bundle"
 FORMAT_VERSION = 1
 MAKE_BUNDLE_HINT = ("make one with `affecttrack bundle --frame FRAME_MODEL "
@@ -155,9 +158,10 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
     return path
 
 
-def load_bundle(path: Path) -> Bundle:
-    """The bundle in `path`, checked; every problem is an InputError naming the file."""
-    path = Path(path)
+def load_bundle(path: Path | None = None) -> Bundle:
+    """The bundle in `path` (the default model shipped with the package when None), checked;
+    every problem is an InputError naming the file."""
+    path = DEFAULT_BUNDLE if path is None else Path(path)
     payload = _read_payload(path)
     try:
         frame = _network(payload["frame"], "frame", path)
