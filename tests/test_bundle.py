@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_cli import run_cli
+from cli_runner import run_cli
 
 from affecttrack import __version__
 from affecttrack.errors import InputError

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from test_bundle import model_file
-from test_cli import run_cli
+from cli_runner import run_cli
 
 from affecttrack.inference.bundle import make_bundle
 from affecttrack.inference.export import export_onnx

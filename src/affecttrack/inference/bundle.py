@@ -159,8 +159,8 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
 
 
 def load_bundle(path: Path | None = None) -> Bundle:
-    """The bundle in `path` (the default model shipped with the package when None), checked;
-    every problem is an InputError naming the file."""
+    """The bundle in `path` (the default expression model shipped with the package when None),
+    checked; every problem is an InputError naming the file."""
     path = DEFAULT_BUNDLE if path is None else Path(path)
     payload = _read_payload(path)
     try:
