@@ -7,7 +7,6 @@ Each file is written under a temporary name and renamed, like every other output
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 
 from affecttrack.data.balance import BINS, va_histogram
 from affecttrack.errors import AffectTrackError
+from affecttrack.runinfo import atomic_path
 from affecttrack.evaluation.evaluate import align_predictions, labelled_frames
 
 _DPI = 110
@@ -25,12 +25,9 @@ _DPI = 110
 
 def save_figure(fig: Figure, path: Path) -> Path:
     """PNG under a temporary name, then renamed: readers never see half an image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=_DPI)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI)
+    return Path(path)
 
 
 def _finite_pair(values: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,6 @@ outside PyTorch.
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 import zipfile
@@ -40,6 +39,7 @@ from ..models.registry import (
     model_from_entry,
 )
 from ..models.rnn import SequenceRNN
+from ..runinfo import atomic_path
 
 # The expression model trained on real photos (docs/MODEL_CARD.md), used when no model is named.
 DEFAULT_BUNDLE = (Path(__file__).resolve().parents[1] / "models" / "default"
@@ -152,9 +152,8 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
         "preprocessing": asdict(bundle.preprocessing),
         "meta": {key: value for key, value in bundle.meta.items() if key not in _OWN_FIELDS},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -24,7 +24,6 @@ GRU / RNN / LSTM operators, whose sequence length is dynamic, and needs no onnxs
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -38,7 +37,7 @@ from .. import __version__
 from ..errors import AffectTrackError
 from ..models.cnn import FACE_SIZE, FrameCNN
 from ..models.rnn import SequenceRNN, State
-from ..runinfo import to_jsonable, write_json_atomic
+from ..runinfo import atomic_path, to_jsonable, write_json_atomic
 from .bundle import Bundle, load_bundle
 
 FRAME_FILE = "frame.onnx"
@@ -166,8 +165,7 @@ def _write_onnx(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     """Export under a temporary name with every symbolic size dynamic, check the graph, rename."""
     dynamic = {name: {axis: size for axis, size in enumerate(shape) if isinstance(size, str)}
                for name, shape in {**inputs, **outputs}.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
+    with atomic_path(path) as tmp, warnings.catch_warnings():
         # The exporter is chosen knowingly (module docstring), and the tracer's notes on nn.RNN's
         # Python-side shape checks and on batch sizes with variable lengths do not apply here:
         # the initial states are inputs, and export checks the graph at other sizes.
@@ -178,8 +176,7 @@ def _write_onnx(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
         torch.onnx.export(model, args, str(tmp), dynamo=False, opset_version=OPSET,
                           input_names=list(inputs), output_names=list(outputs),
                           dynamic_axes=dynamic)
-    onnx.checker.check_model(str(tmp))
-    os.replace(tmp, path)
+        onnx.checker.check_model(str(tmp))
 
 
 def _two_chunks(step: SequenceStep, path: Path, onnxruntime: ModuleType,

@@ -8,7 +8,6 @@ model from it without importing training code, and `torch.load(weights_only=True
 
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import AffectTrackError, InputError
+from ..runinfo import atomic_path
 from .cnn import FrameCNN
 from .rnn import SequenceRNN
 
@@ -89,12 +89,10 @@ def save_model_file(path: Path, model: nn.Module, *, kind: Kind, name: str,
                     meta: dict[str, Any] | None = None) -> Path:
     """Write name, overrides, free-form `meta` and weights; temporary name, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": MODEL_FILE_FORMAT,
                **model_entry(model, kind=kind, name=name, overrides=overrides, meta=meta)}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -40,7 +40,7 @@ from ..evaluation.classification_tables import (
 from ..evaluation.confusion_plot import plot_confusion_matrix
 from ..labels import map_expressions
 from ..models.registry import create_frame_model, load_model_file
-from ..runinfo import write_json_atomic, write_run_info, write_text_atomic
+from ..runinfo import atomic_path, write_json_atomic, write_run_info, write_text_atomic
 from ..training.frame import FrameTrainConfig, train_frame_model
 from ..training.frame_data import FaceFrames, FrameSet
 from ..training.splits import Split, subject_holdout, subject_kfold
@@ -205,9 +205,8 @@ def _run_fold(fold_dir: Path, fold: Fold, store: FaceStore, test_store: FaceStor
         predictions = fold.test[["video", "frame", "subject", "expression"]].copy()
         predictions["predicted"] = predict_expressions(test_store, result.model_path,
                                                        fold.test["row"].to_numpy())
-        tmp = predictions_path.with_name(predictions_path.name + ".tmp")
-        predictions.to_parquet(tmp)
-        tmp.replace(predictions_path)
+        with atomic_path(predictions_path) as tmp:
+            predictions.to_parquet(tmp)
     metrics = classification_metrics(predictions["expression"].to_numpy(),
                                      predictions["predicted"].to_numpy(),
                                      test_store.expression_names, store.expression_names)

@@ -19,6 +19,7 @@ import torch
 from ..data.augment import training_augmentation
 from ..data.balance import balance_mask
 from ..errors import AffectTrackError
+from ..models.cnn import faces_to_input
 from .batching import Batch, BatchDataset, TrainValDataModule
 
 
@@ -111,7 +112,7 @@ class FaceFrames(BatchDataset):
         if self.augment:
             augmentation = self._augment()
             images = np.stack([augmentation(image=image)["image"] for image in images])
-        x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float().div_(255.0)
+        x = faces_to_input(images)
         y = torch.from_numpy(self.frames.targets[indices[order]])
         return x, y
 
