@@ -29,12 +29,12 @@ import av
 import cv2
 import numpy as np
 from measure import phase_cpu
-from report import replace_section
+from report import publish
 from run_benchmarks import machine
 
 from affecttrack.data.detect import DETECTORS, FaceDetector, create_detector
 from affecttrack.errors import AffectTrackError
-from affecttrack.runinfo import package_versions, write_json_atomic, write_text_atomic
+from affecttrack.runinfo import package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_VIDEOS = ("WolfgangLanger_Pexels", "woman_talking", "single_face", "smiling_at_phone")
@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     except AffectTrackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    write_json_atomic(args.out, report)
-    page = args.report.read_text() if args.report.is_file() else ""
-    write_text_atomic(args.report, replace_section(page, SECTION, report_section(report)))
+    publish(report, args.out, args.report, SECTION, report_section(report))
     print(markdown_table(report["results"]))
     print(f"\nreduced = each detector's default max_side: {report['defaults']}; "
           f"written to {args.out} and {args.report}")

@@ -13,7 +13,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from affecttrack.runinfo import write_json_atomic, write_text_atomic
 
 Side = dict[str, Any]
 Raw = dict[str, Any]
@@ -204,12 +207,12 @@ def _setup_lines(results: dict[str, Any]) -> list[str]:
     lines = [
         f"- Date: {results['created']}",
         f"- Command: `{results['command']}`",
-        f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['usable_cores']} usable), "
-        f"{m['memory_gb']} GB RAM; {flags}",
-        f"- Ours: torch {ours['torch_version']} (CPU capability {ours['cpu_capability']}), "
+        (f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['usable_cores']} usable), "
+        f"{m['memory_gb']} GB RAM; {flags}"),
+        (f"- Ours: torch {ours['torch_version']} (CPU capability {ours['cpu_capability']}), "
         f"{ours['threads']} threads (`torch.set_num_threads`); each phase in the precision the "
         "pipeline picks for it here (bf16-mixed = bf16 autocast, channels_last for the CNN), "
-        "and in the other one where this CPU has fast bf16",
+        "and in the other one where this CPU has fast bf16"),
     ]
     if ref:
         threads = ref["tf_intra_op_threads"] or "TensorFlow's default (all cores)"
@@ -240,8 +243,8 @@ def results_page(results: dict[str, Any], table: str) -> str:
     return "\n".join([
         "# Benchmark results",
         "",
-        "Written by `benchmarks/run_benchmarks.py` (do not edit by hand); how to run it and what "
-        "each figure measures: [README.md](README.md).",
+        ("Written by `benchmarks/run_benchmarks.py` (do not edit by hand); how to run it and what "
+        "each figure measures: [README.md](README.md)."),
         quick,
         *_setup_lines(results),
         "",
@@ -249,16 +252,16 @@ def results_page(results: dict[str, Any], table: str) -> str:
         _verdict(results["rows"]),
         "",
         "How to read it:",
-        "- \"Ours\" runs each phase in the precision the pipeline uses for it on this machine "
+        ("- \"Ours\" runs each phase in the precision the pipeline uses for it on this machine "
         "(training and extraction defaults; sequence prediction is always fp32); the column "
-        "\"other precision\" shows what the other choice would give.",
-        "- Ratios are ours / reference of the figure as shown: above 1 is better for throughputs, "
-        "below 1 for memory. Throughputs come from median step times after warm-up.",
-        "- \"Other processes' cores\": the most CPU other processes used during that phase "
+        "\"other precision\" shows what the other choice would give."),
+        ("- Ratios are ours / reference of the figure as shown: above 1 is better for throughputs, "
+        "below 1 for memory. Throughputs come from median step times after warm-up."),
+        ("- \"Other processes' cores\": the most CPU other processes used during that phase "
         "(from /proc/stat). Above about 0.1 the figure was slowed by someone else; re-run on a "
-        "quiet machine before quoting it.",
-        "- Memory, whole run: one process running every phase in turn, as the reference runs. "
-        "Largest single phase: each phase in a fresh process.",
+        "quiet machine before quoting it."),
+        ("- Memory, whole run: one process running every phase in turn, as the reference runs. "
+        "Largest single phase: each phase in a fresh process."),
         "",
     ])
 
@@ -279,3 +282,12 @@ def keep_other_sections(old_page: str, new_page: str) -> str:
     kept = [part for part in old_page.split("\n## ")[1:]
             if "\n## " + part.split("\n", 1)[0] + "\n" not in "\n" + new_page]
     return new_page.rstrip("\n") + "".join("\n\n## " + part.rstrip("\n") for part in kept) + "\n"
+
+
+def publish(results: dict[str, Any], json_path: Path, page_path: Path, heading: str,
+            section: str) -> None:
+    """Write a benchmark's figures to `json_path` and its section into the results page (the
+    page's other sections kept, the section replaced in place or appended)."""
+    write_json_atomic(json_path, results)
+    page = page_path.read_text() if page_path.is_file() else ""
+    write_text_atomic(page_path, replace_section(page, heading, section))

@@ -69,10 +69,21 @@ def test_class_weights_are_inverse_frequency_and_change_the_loss() -> None:
     assert module.task.class_weights[0] == pytest.approx(module.task.class_weights[1] / 5)
 
 
+def test_square_root_weights_soften_the_ratio_and_keep_the_scale() -> None:
+    counts = [100, 25, 0, 4]
+    weights = np.array(inverse_frequency_weights(counts, 4, power=0.5))
+    assert weights[1] == pytest.approx(2 * weights[0]) and weights[3] == pytest.approx(
+        5 * weights[0])
+    assert np.dot(weights, counts) / sum(counts) == pytest.approx(1.0)
+    module = FrameModule("cnn_expr7", "expression", class_counts=[4, 1, 1, 1, 1, 1, 1],
+                         weight_power=0.5)
+    assert module.task.class_weights[1] == pytest.approx(2 * module.task.class_weights[0])
+
+
 def test_class_balance_is_checked_when_configured() -> None:
     with pytest.raises(AffectTrackError, match="unknown class_balance"):
         FrameTrainConfig(task="expression", class_balance="oversample")
-    with pytest.raises(AffectTrackError, match="expression task only"):
+    with pytest.raises(AffectTrackError, match="expression and combined tasks only"):
         FrameTrainConfig(task="va", class_balance="weights")
 
 

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_bundle import model_file
 from cli_runner import run_cli
+from test_bundle import model_file
 
 from affecttrack.inference.bundle import make_bundle
 from affecttrack.inference.export import export_onnx

@@ -44,7 +44,7 @@ def test_run_classification_config_with_overrides(monkeypatch, capsys, tmp_path)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("classification: {}\n", "'experiment' must be one of classification, va"),
+    ("classification: {}\n", "'experiment' must be one of classification, va, multitask"),
     ("experiment: regression\n", "found 'regression'"),
     ("experiment: classification\nsequence: {}\n", "unknown section 'sequence'"),
     ("experiment: classification\nclassification: {stores: x}\n", "unknown field(s) stores"),
@@ -65,3 +65,49 @@ def test_bad_config_is_one_line_naming_the_problem(monkeypatch, capsys, tmp_path
 def test_missing_config_file_is_named(monkeypatch, capsys, tmp_path) -> None:
     code, _, err = run_cli(monkeypatch, capsys, "run", str(tmp_path / "none.yaml"))
     assert code == 2 and "none.yaml: config file not found" in err
+
+
+TINY_MULTITASK = """\
+experiment: multitask
+multitask:
+  store: {store}
+  seeds: [0, 1]
+  val_fraction: 0.25
+frame:
+  batch_size: 8
+  max_steps: 2
+  optimizer: adam
+  lr: 1.0e-3
+  precision: 32-true
+  augment: false
+  balance: none
+"""
+
+
+@pytest.mark.slow
+def test_multitask_config_compares_the_three_variants_over_seeds(monkeypatch, capsys,
+                                                                 tmp_path) -> None:
+    store = write_face_store(tmp_path / "store", frames=15,
+                             videos={**{f"s{i}": "train" for i in range(5)}, "v0": "val"})
+    config = tmp_path / "multitask.yaml"
+    config.write_text(TINY_MULTITASK.format(store=store.path))
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(monkeypatch, capsys, "run", str(config), "--out", str(out))
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert [(run["variant"], run["seed"]) for run in results["runs"]] == [
+        (variant, seed) for variant in ("expression", "va", "combined") for seed in (0, 1)]
+    summary = results["summary"]
+    assert summary["expression"]["ccc_mean"] is None and summary["va"]["accuracy"] is None
+    assert summary["combined"]["accuracy"]["std"] is not None
+    assert summary["combined"]["ccc_mean"]["mean"] is not None
+    mapping = json.loads((out / "mapping.json").read_text())
+    assert set(mapping) == {"0", "1"} and (out / "category_map.png").is_file()
+    assert 0 <= mapping["0"]["head_agreement"]["agreement"] <= 1
+    assert "| combined | 2 |" in (out / "table.md").read_text() and "combined" in stdout
+    models = {json.loads((out / v / "seed_0" / "model" / "run.json").read_text())["config"][
+        "model"] for v in ("expression", "va", "combined")}
+    assert models == {"cnn_expr7", "cnn_va", "cnn_va_expr7"}
+    splits = {json.dumps(json.loads((out / v / "seed_1" / "model" / "run.json").read_text())[
+        "data"]["train_frames"]) for v in ("expression", "combined")}
+    assert len(splits) == 1   # the same training frames for every variant

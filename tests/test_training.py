@@ -166,7 +166,7 @@ def test_expression_task_trains_a_classifier(store, tmp_path) -> None:
     config = FrameTrainConfig(**{**TINY_FRAME, "max_steps": 1}, model="cnn_expr7",
                               task="expression", augment=False)   # stops mid-epoch: validates
     result = train_frame_model(store, tmp_path / "expr", config, progress=False)
-    assert result.monitor == "val/accuracy" and 0.0 <= result.best_score <= 1.0
+    assert result.monitor == "val/macro_f1" and 0.0 <= result.best_score <= 1.0
     with pytest.raises(AffectTrackError, match="needs a model with a 'va' head"):
         train_frame_model(store, tmp_path / "bad", FrameTrainConfig(model="cnn_expr7"),
                           progress=False)
@@ -226,3 +226,34 @@ def test_sequence_training_refuses_misaligned_features(store, tmp_path) -> None:
     with pytest.raises(AffectTrackError, match="holds features of 3 faces"):
         train_sequence_model(store, wrong, tmp_path / "seq", progress=False)
     shutil.rmtree(tmp_path / "seq", ignore_errors=True)
+
+
+def test_combined_task_masks_missing_labels_and_trains_both_heads(store, tmp_path) -> None:
+    from affecttrack.training.frame_data import frame_set
+    from affecttrack.training.tasks import make_task
+    task = make_task("combined", heads={"va": 2, "expression": 3})
+    outputs = {"va": torch.randn(4, 2, requires_grad=True),
+               "expression": torch.randn(4, 3, requires_grad=True)}
+    nan = float("nan")
+    only_classes = torch.tensor([[nan, nan, 0.0], [nan, nan, 2.0], [nan, nan, 1.0],
+                                 [nan, nan, -1.0]])
+    loss = task.loss(outputs, only_classes)
+    loss.backward()
+    assert torch.isfinite(loss) and outputs["va"].grad.abs().sum() == 0   # no VA label: no pull
+    expected = torch.nn.functional.cross_entropy(outputs["expression"][:3],
+                                                 torch.tensor([0, 2, 1]))
+    assert loss.item() == pytest.approx(expected.item())
+    index = store.index[store.index["row"] >= 0].copy()
+    index.loc[index.index[::2], "valence"] = np.nan         # half the frames lack valence/arousal
+    index.loc[index.index[1::2], "expression"] = -1          # the other half lack a class
+    combined = frame_set(index, "combined")
+    kept = index[index["valence"].notna() | (index["expression"] >= 0)]   # either label will do
+    assert len(combined) == len(kept) > len(frame_set(index, "va"))
+    assert np.isnan(combined.targets[:, 0]).sum() == kept["valence"].isna().sum() > 0
+    assert (combined.targets[:, 2] == -1).sum() == (kept["expression"] < 0).sum() > 0
+    config = FrameTrainConfig(**{**TINY_FRAME, "max_steps": 2}, model="cnn_va_expr7",
+                              task="combined", balance="none", augment=False)
+    result = train_frame_model(store, tmp_path / "combined", config, progress=False)
+    assert result.monitor == "val/score" and result.global_step == 2
+    with pytest.raises(AffectTrackError, match="'va' and 'expression' heads"):
+        make_task("combined", heads={"expression": 7})

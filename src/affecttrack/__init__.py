@@ -40,6 +40,12 @@ _EXPORTS = {
     "load_bundle": "affecttrack.inference.bundle",
     "export_onnx": "affecttrack.inference.export",
     "SequenceStream": "affecttrack.inference.streaming",
+    "load_model": "affecttrack.inference.predictor",
+    "AffectModel": "affecttrack.inference.predictor",
+    "PredictSettings": "affecttrack.inference.predictor",
+    "FramePredictions": "affecttrack.inference.results",
+    "predict_paths": "affecttrack.inference.batch",
+    "build_report": "affecttrack.reports.html",
     "AffectTrackError": "affecttrack.errors",
 }
 

@@ -151,6 +151,25 @@ def extract(store: Annotated[Path, typer.Option(help="Face store folder.")],
     extract_features(FaceStore.open(store), model, out, batch_size=batch_size)
 
 
+@app.command()
+def extend(store: Annotated[Path, typer.Argument(help="Face store to label (CK+, JAFFE, ...).")],
+           out: Annotated[Path, typer.Option(help="Folder for labels.csv, labels.json and "
+                                                  "images/.")],
+           model: Annotated[Path | None, typer.Option(
+               help="Frame model file with a valence/arousal head (default: each face's "
+                    "expression centroid).")] = None) -> None:
+    """Give a categorical store's faces valence/arousal and export them as PNG crops + a CSV
+    that `prepare folder --no-detect` reads. Resumable."""
+    from .data.extend import EXTENDED_CSV, extend_with_va
+    record = extend_with_va(store, out / EXTENDED_CSV, model=model)
+    sources = ", ".join(f"{count} from {name}" for name, count in record["va_source"].items())
+    left_out = ", ".join(f"{count} {why}" for why, count in record["left_out"].items() if count)
+    _print_line(f"wrote {out / EXTENDED_CSV}: {record['faces']} faces ({sources})"
+                + (f"; left out: {left_out}" if left_out else ""))
+    _print_line(f"build a store from it: affecttrack prepare folder --root {out} --out STORE "
+                "--no-detect")
+
+
 @train_app.command("sequence")
 def train_sequence(store: Annotated[Path, typer.Option(help="Face store folder.")],
                    features: Annotated[Path, typer.Option(help="Feature store folder.")],
@@ -250,12 +269,112 @@ def export_cmd(
                           f"{info[part]['max_abs_diff_vs_torch']:.2g}", highlight=False)
 
 
+def _print_line(line: str) -> None:
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def predict(
+        paths: Annotated[list[str] | None, typer.Argument(
+            help="Videos (mp4, avi, mov, webm, ...), folders of videos or of frames, images, "
+                 "glob patterns.")] = None,
+        out: Annotated[Path, typer.Option(help="Folder for the per-input files and "
+                                               "summary.json.")] = Path("predictions"),
+        model: Annotated[Path | None, typer.Option(
+            help="Model bundle (default: the shipped expression model).")] = None,
+        annotate: Annotated[bool, typer.Option(
+            help="Also write <name>.annotated.mp4 with boxes, values and labels drawn.")] = False,
+        source: Annotated[str | None, typer.Option(
+            help="Live input instead of PATHS: a camera index (0) or a stream URL.")] = None,
+        max_frames: Annotated[int | None, typer.Option(
+            help="Stop a live source after this many frames.")] = None,
+        detector: DetectorOpt = None,
+        detect_every: Annotated[int, typer.Option(
+            help="Run the face detector on every n-th frame, track faces in between.")] = 5,
+        max_gap: Annotated[int, typer.Option(
+            help="Interpolate a face's track over gaps of up to this many frames.")] = 15,
+        fps: Annotated[float | None, typer.Option(
+            help="Frame rate of folders of frames (for time_s).")] = None) -> None:
+    """Valence, arousal and expression per frame and face; exits 1 if any input failed."""
+    from .inference.batch import failed_inputs, predict_paths
+    from .inference.live import predict_live
+    from .inference.predictor import load_model
+    if not paths and source is None:
+        raise AffectTrackError("predict: name videos, folders or images, or a live --source")
+    affect = load_model(model, detector=detector, detect_every=detect_every, max_gap=max_gap)
+    report = _print_line
+    report(f"model: {affect.bundle.summary()}; valence/arousal from {affect.va_source}")
+    if source is not None:
+        predict_live(affect, source, out, max_frames=max_frames, report=report)
+        return
+    summary = predict_paths(affect, paths or [], out, annotate=annotate, fps=fps, report=report)
+    counts = ", ".join(f"{count} {status}" for status, count in summary["counts"].items())
+    report(f"{len(summary['inputs'])} input(s): {counts} -> {out / 'summary.json'}")
+    if failed_inputs(summary):
+        raise typer.Exit(1)
+
+
 @app.command()
 def models() -> None:
     """List the named model configurations."""
     from .models.registry import list_models
     for name, description in list_models().items():
         console.print(f"{name:12s} {description}")
+
+
+@app.command()
+def explain(
+        path: Annotated[Path | None, typer.Argument(
+            help="Image file, or video file with --frame.")] = None,
+        frame: Annotated[int | None, typer.Option(help="Video frame to explain (1-based).")] = None,
+        store: Annotated[Path | None, typer.Option(
+            help="Face store: mean saliency per class instead of one face.")] = None,
+        max_faces: Annotated[int, typer.Option(help="Faces of --store to explain.")] = 64,
+        group_by: Annotated[str, typer.Option(
+            help="Classes of --store faces: predicted or true (labelled).")] = "predicted",
+        model: Annotated[Path | None, typer.Option(
+            help="Model bundle (default: the shipped expression model).")] = None,
+        target: Annotated[str | None, typer.Option(
+            help="Output to explain: an expression class (default: the predicted one), "
+                 "valence or arousal.")] = None,
+        baseline: Annotated[str, typer.Option(
+            help="Integrated Gradients baseline: mean (the face's mean grey) or black.")] = "mean",
+        steps: Annotated[int, typer.Option(help="Integrated Gradients steps.")] = 32,
+        sequence_window: Annotated[int | None, typer.Option(
+            help="Also: importance of the last L frames up to --frame for the bundle's sequence "
+                 "network.")] = None,
+        out: Annotated[Path, typer.Option(help="Folder for the figures, maps and "
+                                               "explain.json.")] = Path("explain")) -> None:
+    """What the networks look at: saliency maps, per-class saliency, filters, frame importance."""
+    from .interpret.explain import ExplainSettings, describe_prediction
+    from .interpret.explain import explain as run_explain
+    settings = ExplainSettings(target=target, baseline=baseline, n_steps=steps,
+                               max_faces=max_faces, group_by=group_by,
+                               sequence_window=sequence_window)
+    record = run_explain(path, out, frame=frame, store=store, model=model, settings=settings)
+    if "prediction" in record:
+        _print_line(f"prediction: {describe_prediction(record['prediction'])}; explained: "
+                    f"{record['target']['name']}")
+    for name in record["files"].values():
+        _print_line(f"wrote {out / name}")
+    _print_line(f"wrote {out / 'explain.json'}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder (any command's --out).")],
+           out: Annotated[Path | None, typer.Option(
+               help="HTML file to write (default RUN_DIR/report.html).")] = None) -> None:
+    """One self-contained HTML page of a run: run info, tables, metrics, figures, file list."""
+    from .reports.html import build_report
+    problems: list[str] = []
+
+    def problem(line: str) -> None:
+        problems.append(line)
+        _print_line(f"cannot show {line}")
+
+    path = build_report(run_dir, out, on_problem=problem)
+    skipped = f"; {len(problems)} file(s) could not be shown" if problems else ""
+    _print_line(f"report: {path} ({path.stat().st_size / 1000:.0f} KB{skipped})")
 
 
 def main() -> None:

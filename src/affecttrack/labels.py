@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from affecttrack.errors import AffectTrackError
+
 AFFWILD2_EXPRESSIONS: tuple[str, ...] = (
     "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
 
@@ -33,16 +35,35 @@ VA_UNANNOTATED = -5.0
 EXPRESSION_UNANNOTATED = -1
 
 
+def nearest_centroid(valence: np.ndarray | float, arousal: np.ndarray | float,
+                     centroids: np.ndarray) -> np.ndarray:
+    """Index of the centroid ((k, 2) valence/arousal rows) nearest to each (v, a) point, in the
+    points' shape; -1 for a point with a NaN.
+
+    A centroid with a NaN (a class that no labelled frame placed) is never chosen, so centroids
+    measured on data that lack a class still map every point; with none usable there is no map.
+    """
+    centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 2)
+    usable = np.isfinite(centroids).all(axis=1)
+    if not usable.any():
+        raise AffectTrackError("nearest_centroid: no centroid with finite valence and arousal")
+    points = np.stack(np.broadcast_arrays(np.asarray(valence, dtype=np.float64),
+                                          np.asarray(arousal, dtype=np.float64)), axis=-1)
+    distances = np.linalg.norm(points[..., None, :] - np.where(usable[:, None], centroids, 0.0),
+                               axis=-1)
+    distances[..., ~usable] = np.inf
+    nearest = np.argmin(distances, axis=-1)
+    return np.where(np.isfinite(points).all(axis=-1), nearest,
+                    EXPRESSION_UNANNOTATED).astype(np.int64)
+
+
 def expression_from_va(valence: np.ndarray | float, arousal: np.ndarray | float) -> np.ndarray:
     """Index (Aff-Wild2 order) of the expression whose centroid is nearest to each (v, a) point.
 
     Neutral's centroid is the origin, so weak affect (a point closer to the origin than to any
     emotion) reads as Neutral, as annotators label it.
     """
-    points = np.stack(np.broadcast_arrays(np.asarray(valence, dtype=np.float64),
-                                          np.asarray(arousal, dtype=np.float64)), axis=-1)
-    distances = np.linalg.norm(points[..., None, :] - EXPRESSION_CENTROIDS, axis=-1)
-    return np.argmin(distances, axis=-1).astype(np.int64)
+    return nearest_centroid(valence, arousal, EXPRESSION_CENTROIDS)
 
 
 # The basic expressions under one spelling each, so that datasets naming them differently (CK+'s
@@ -63,6 +84,50 @@ _SYNONYMS: dict[str, str] = {
     "surprise": "Surprise", "surprised": "Surprise", "sur": "Surprise", "su": "Surprise",
     "other": "Other",
 }
+
+
+# Contempt is not in Aff-Wild2's set: mildly unpleasant, mildly activated, between Neutral and
+# Disgust (where the circumplex studies that include it place it).
+_EXTRA_VA: dict[str, tuple[float, float]] = {"Contempt": (-0.4, 0.25)}
+
+
+def expression_va(labels: tuple[str, ...] | list[str]) -> np.ndarray | None:
+    """(k, 2) valence/arousal centroids for the classes `labels` (any common spelling), or None
+    when one of them (such as "Other") has no place in valence/arousal space."""
+    known = {**EXPRESSION_VA, **_EXTRA_VA}
+    names = [canonical_expression(label) for label in labels]
+    if not names or any(name not in known for name in names):
+        return None
+    return np.array([known[name] for name in names], dtype=np.float64)
+
+
+def va_from_probabilities(probabilities: np.ndarray,
+                          labels: tuple[str, ...] | list[str]) -> np.ndarray | None:
+    """Valence/arousal as the probability-weighted mean of the classes' centroids: the follow-up
+    paper's category-to-valence/arousal mapping, which gives an expression-only model a
+    continuous reading (None when a class has no centroid)."""
+    centroids = expression_va(labels)
+    if centroids is None:
+        return None
+    return probabilities_to_va(probabilities, centroids)
+
+
+def probabilities_to_va(probabilities: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(..., 2) valence/arousal as the probability-weighted mean of the (k, 2) centroids.
+
+    Classes whose centroid has a NaN (absent from the data the centroids were measured on) are
+    left out and the remaining weights renormalised, so a little probability on such a class
+    does not turn the whole reading into NaN (only a row with all its weight there is NaN); with
+    all centroids known the map stays linear.
+    """
+    centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 2)
+    known = np.isfinite(centroids).all(axis=1)
+    weights = np.asarray(probabilities, dtype=np.float64)[..., known]
+    va = weights @ centroids[known]
+    if known.all():
+        return va
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return va / weights.sum(axis=-1, keepdims=True)
 
 
 def canonical_expression(name: str) -> str | None:

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 
 from affecttrack.data.balance import BINS, va_histogram
 from affecttrack.errors import AffectTrackError
-from affecttrack.runinfo import atomic_path
 from affecttrack.evaluation.evaluate import align_predictions, labelled_frames
+from affecttrack.runinfo import atomic_path
 
 _DPI = 110
 

@@ -20,21 +20,38 @@ _VA = ["valence", "arousal"]
 
 def _filled(frames: np.ndarray, values: np.ndarray, all_frames: np.ndarray,
             causal: bool) -> pd.DataFrame:
-    """Values on every frame of the video's span.
+    """Values on every frame of the span.
 
     Linear interpolation looks at the next prediction, which a streaming system has not seen yet,
     so the causal variant holds the last prediction instead.
     """
     if causal:
-        held = pd.DataFrame(values, index=frames, columns=_VA).reindex(all_frames).ffill()
+        held = pd.DataFrame(values, index=frames).reindex(all_frames).ffill()
         return held.reset_index(drop=True)
-    return pd.DataFrame(fill_missing(frames, values, all_frames).astype(np.float64), columns=_VA)
+    return pd.DataFrame(fill_missing(frames, values, all_frames).astype(np.float64))
 
 
-def _smooth_video(video: pd.DataFrame, window: int, causal: bool) -> np.ndarray:
-    frames = video["frame"].to_numpy()
+def check_window(window: int, causal: bool = False) -> None:
+    """Refuse windows that cannot be centred or hold no frame, before any work is done."""
+    if window < 1:
+        raise AffectTrackError(f"moving average window must be >= 1 frame, got {window}")
+    if not causal and window % 2 == 0:
+        raise AffectTrackError(f"a centred moving average needs an odd window, got {window}")
+
+
+def smooth_track(frames: np.ndarray, values: np.ndarray, window: int,
+                 causal: bool = False) -> np.ndarray:
+    """Moving average of one track's (n, k) `values` at its `frames` (increasing, unique).
+
+    The window counts video frames: frames of the span without a value are filled first (see the
+    module docstring), so a window never reaches across a gap to rows far away in time.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
     all_frames = np.arange(frames[0], frames[-1] + 1)
-    filled = _filled(frames, video[_VA].to_numpy(), all_frames, causal)
+    filled = _filled(frames, values, all_frames, causal)
     # Near the ends the window holds fewer frames (min_periods=1) rather than inventing values.
     smoothed = filled.rolling(window, center=not causal, min_periods=1).mean()
     return smoothed.to_numpy()[frames - frames[0]]
@@ -48,13 +65,11 @@ def moving_average(pred: pd.DataFrame, window: int = 15, causal: bool = False) -
     streaming inference must. Returns a prediction table with the same (video, frame) rows as
     `pred`, sorted by video and frame.
     """
-    if window < 1:
-        raise AffectTrackError(f"moving average window must be >= 1 frame, got {window}")
-    if not causal and window % 2 == 0:
-        raise AffectTrackError(f"a centred moving average needs an odd window, got {window}")
+    check_window(window, causal)
     table = checked_predictions(pred)
     if table.empty:
         return table
     for _, video in table.groupby("video", sort=False):
-        table.loc[video.index, _VA] = _smooth_video(video, window, causal)
+        table.loc[video.index, _VA] = smooth_track(video["frame"].to_numpy(),
+                                                   video[_VA].to_numpy(), window, causal)
     return table

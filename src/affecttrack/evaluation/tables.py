@@ -58,7 +58,7 @@ def metrics_table(metrics: Mapping[str, Mapping], reference_rows: bool = True,
     lines += [_row(_run_row(name, values, source)) for name, values in metrics.items()]
     if reference_rows:
         lines += [_row(_paper_row(*result)) for result in PAPER_RESULTS]
-        lines += ["", f"Rows marked '{PAPER_SOURCE}' are the CCCs the paper reports on the "
+        lines += ["", (f"Rows marked '{PAPER_SOURCE}' are the CCCs the paper reports on the "
                       "Aff-Wild2 validation set (its Table III), not results of this run; they "
-                      "are comparable only when this run is on Aff-Wild2 too."]
+                      "are comparable only when this run is on Aff-Wild2 too.")]
     return "\n".join(lines) + "\n"

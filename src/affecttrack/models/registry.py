@@ -38,6 +38,10 @@ FRAME_MODELS: dict[str, ModelSpec] = {
                            {"heads": {"expression": 7}}),
     "cnn_expr8": ModelSpec("paper CNN, 8 expressions with contempt (CK+)",
                            {"heads": {"expression": 8}}),
+    "cnn_va_expr7": ModelSpec("paper CNN, valence/arousal and 7 expressions from one trunk",
+                              {"heads": {"va": 2, "expression": 7}}),
+    "cnn_va_expr8": ModelSpec("paper CNN, valence/arousal and 8 expressions from one trunk",
+                              {"heads": {"va": 2, "expression": 8}}),
 }
 
 SEQUENCE_MODELS: dict[str, ModelSpec] = {

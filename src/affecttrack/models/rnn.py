@@ -12,6 +12,7 @@ express.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -44,7 +45,7 @@ class SequenceRNN(nn.Module):
         self.input_dropout = nn.Dropout(input_dropout)
         sizes = [input_dim, *hidden_sizes]
         self.layers = nn.ModuleList(CELLS[cell](n_in, n_out, batch_first=True)
-                                    for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+                                    for n_in, n_out in pairwise(sizes))
         self.head = nn.Linear(sizes[-1], output_dim)
         self.reset_parameters()
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from rich.console import Console
 
 from ..data.store import FaceStore
@@ -38,11 +37,11 @@ from ..evaluation.classification_tables import (
     recall_table,
 )
 from ..evaluation.confusion_plot import plot_confusion_matrix
+from ..features.head_outputs import frame_head_outputs
 from ..labels import map_expressions
-from ..models.registry import create_frame_model, load_model_file
+from ..models.registry import create_frame_model
 from ..runinfo import atomic_path, write_json_atomic, write_run_info, write_text_atomic
 from ..training.frame import FrameTrainConfig, train_frame_model
-from ..training.frame_data import FaceFrames, FrameSet
 from ..training.splits import Split, subject_holdout, subject_kfold
 
 PROTOCOLS = ("holdout", "kfold", "cross")
@@ -123,16 +122,10 @@ def expression_frames(store: FaceStore) -> pd.DataFrame:
 def predict_expressions(store: FaceStore, model_path: Path, rows: np.ndarray,
                         batch_size: int = 256) -> np.ndarray:
     """The class (index into the model's classes) a frame model predicts for each face row."""
-    model, _ = load_model_file(model_path, "frame")
-    if "expression" not in model.heads:
+    outputs = frame_head_outputs(store, model_path, rows, batch_size)
+    if "expression" not in outputs:
         raise InputError(model_path, "this frame model has no expression head")
-    positions = np.arange(len(rows), dtype=np.int64)   # batches come back in store-row order
-    faces = FaceFrames(Path(store.path) / "faces.npy", FrameSet(np.asarray(rows), positions))
-    predicted = np.empty(len(rows), dtype=np.int64)
-    with torch.inference_mode():
-        for x, where in faces.loader(batch_size, train=False):
-            predicted[where.numpy()] = model(x)["expression"].argmax(dim=1).numpy()
-    return predicted
+    return outputs["expression"].argmax(axis=1)
 
 
 def protocol_folds(config: ClassificationConfig, frames: pd.DataFrame,

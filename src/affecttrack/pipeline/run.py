@@ -30,6 +30,7 @@ from ..errors import AffectTrackError, InputError
 from ..evaluation.tables import metrics_table
 from .classification import ClassificationConfig, run_classification
 from .experiment import VAExperimentConfig, run_va_experiment
+from .multitask import MultitaskConfig, run_multitask
 
 
 @dataclass
@@ -64,6 +65,19 @@ def _run_classification(config: ClassificationConfig, out: Path, console: Consol
     return (out / "table.md").read_text()
 
 
+def _multitask_config(sections: Sections) -> MultitaskConfig:
+    if "frame" in (sections.get("multitask") or {}):
+        raise AffectTrackError("config section 'multitask': put the model's settings in the "
+                               "top-level section 'frame'")
+    config = configure(MultitaskConfig(), sections.get("multitask"), section="multitask")
+    return replace(config, frame=configure(config.frame, sections.get("frame"), section="frame"))
+
+
+def _run_multitask(config: MultitaskConfig, out: Path, console: Console) -> str:
+    run_multitask(out, config, console=console)
+    return (out / "table.md").read_text()
+
+
 def _va_config(sections: Sections) -> VARun:
     data = configure(VAData(), sections.get("va"), section="va")
     if not data.root:
@@ -95,6 +109,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "classification": Experiment(("classification", "frame"), _classification_config,
                                  _run_classification),
     "va": Experiment(("va", "frame", "sequence", "evaluation"), _va_config, _run_va),
+    "multitask": Experiment(("multitask", "frame"), _multitask_config, _run_multitask),
 }
 
 

@@ -8,7 +8,7 @@ project's prototype); Adam at 1e-3 learns much faster, which is why the demo con
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +26,13 @@ from .frame_data import (
     balanced,
     balanced_classes,
     capped,
+    expression_targets,
     frame_set,
     labelled_frames,
 )
 from .module import TaskModule
 from .precision import channels_last_for, choose_precision
-from .tasks import ExpressionTask, Task, make_task
+from .tasks import CombinedTask, ExpressionTask, Task, make_task
 from .trainer import (
     RunConfig,
     TrainResult,
@@ -44,16 +45,21 @@ if TYPE_CHECKING:
     from ..data.store import FaceStore
 
 MODEL_FILE = "frame_model.pt"
-CLASS_BALANCES = ("none", "downsample", "weights")
+# class_balance -> power of the inverse-frequency loss weights (tasks.inverse_frequency_weights).
+WEIGHT_POWERS = {"weights": 1.0, "sqrt_weights": 0.5}
+CLASS_BALANCES = ("none", "downsample", *WEIGHT_POWERS)
 
 
 @dataclass
 class FrameTrainConfig(RunConfig):
     """Settings of one frame-model training run (see the module docstring for the defaults).
 
-    `balance` (none, subset1, subset2, subset3) applies to the valence/arousal task only;
-    `class_balance` to the expression task only: none, downsample (the paper's remedy: every
-    class cut to the rarest one's size) or weights (inverse-frequency weights in the loss).
+    `task`: va, expression, or combined (both heads, masked losses weighted by `va_weight` and
+    `expression_weight`; needs a model with both heads, such as cnn_va_expr7).
+    `balance` (none, subset1, subset2, subset3) balances valence/arousal bins (va and combined);
+    `class_balance` the classes (expression and combined): none, downsample (the paper's remedy:
+    every class cut to the rarest one's size), weights (inverse-frequency weights in the loss) or
+    sqrt_weights (their square root, softer on very skewed data).
     `val_max_frames` caps validation to a fixed, seeded random subset of frames.
     """
 
@@ -64,6 +70,8 @@ class FrameTrainConfig(RunConfig):
     class_balance: str = "none"
     augment: bool = True
     val_max_frames: int | None = None
+    va_weight: float = 1.0
+    expression_weight: float = 1.0
     optimizer: str = "sgd"
     lr: float = 0.01
     weight_decay: float = 1e-4
@@ -74,9 +82,10 @@ class FrameTrainConfig(RunConfig):
         if self.class_balance not in CLASS_BALANCES:
             raise AffectTrackError(f"unknown class_balance {self.class_balance!r}; expected one "
                                    f"of {', '.join(CLASS_BALANCES)}")
-        if self.class_balance != "none" and self.task != "expression":
+        if self.class_balance != "none" and self.task == "va":
             raise AffectTrackError(f"class_balance {self.class_balance!r} applies to the "
-                                   "expression task only; use balance for valence/arousal")
+                                   "expression and combined tasks only; use balance for "
+                                   "valence/arousal")
 
 
 class FrameModule(TaskModule):
@@ -86,18 +95,20 @@ class FrameModule(TaskModule):
                  optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 1e-4, keras_decay: float = 1e-5,
                  warmup_steps: int = 0, channels_last: bool = False,
-                 class_counts: list[int] | None = None) -> None:
+                 class_counts: list[int] | None = None, weight_power: float = 1.0,
+                 va_weight: float = 1.0, expression_weight: float = 1.0) -> None:
         network = create_frame_model(model)
         super().__init__(make_task(task, loss=loss, heads=network.head_sizes,
-                                   class_counts=class_counts),
+                                   class_counts=class_counts, weight_power=weight_power,
+                                   va_weight=va_weight, expression_weight=expression_weight),
                          optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
                          keras_decay=keras_decay, warmup_steps=warmup_steps)
         self.save_hyperparameters()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = network.to(memory_format=self.memory_format)
 
-    def outputs(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.contiguous(memory_format=self.memory_format))[self.task.head]
+    def outputs(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        return self.task.select(self.model(x.contiguous(memory_format=self.memory_format)))
 
 
 def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig | None = None,
@@ -114,15 +125,18 @@ def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig 
     finished = TrainResult.read(out_dir)
     if finished is not None:
         return finished
-    check_resumable(out_dir, asdict(config))
+    check_resumable(out_dir, config)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule, summary = _frame_data(store, config, train_frames, val_frames)
-    class_counts = summary["train_class_counts"] if config.class_balance == "weights" else None
+    weighted = config.class_balance in WEIGHT_POWERS
+    class_counts = summary["train_class_counts"] if weighted else None
     module = FrameModule(config.model, config.task, config.loss, config.optimizer, config.lr,
                          config.momentum, config.weight_decay, config.keras_decay,
                          config.warmup_steps, channels_last=channels_last_for(precision),
-                         class_counts=class_counts)
+                         class_counts=class_counts,
+                         weight_power=WEIGHT_POWERS.get(config.class_balance, 1.0),
+                         va_weight=config.va_weight, expression_weight=config.expression_weight)
     _check_classes(store, config, datamodule, module.task)
     trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)
@@ -161,8 +175,9 @@ def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.Dat
                "balance": config.balance if config.task == "va" else config.class_balance,
                "train_frames": len(train), "train_frames_balanced": len(used),
                "val_frames": len(val), "val_frames_used": len(val_used)}
-    if config.task == "expression":
-        summary["train_class_counts"] = np.bincount(used.targets).tolist()
+    if config.task != "va":
+        classes = expression_targets(used)
+        summary["train_class_counts"] = np.bincount(classes[classes >= 0]).tolist()
     datamodule = FrameDataModule(Path(store.path) / "faces.npy", used, val_used,
                                  batch_size=config.batch_size, augment=config.augment,
                                  num_workers=config.num_workers)
@@ -170,22 +185,23 @@ def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.Dat
 
 
 def _balanced_training(train: FrameSet, config: FrameTrainConfig) -> FrameSet:
-    """The training frames after the task's balancing: valence/arousal bins or classes."""
-    if config.task == "va":
-        return balanced(train, config.balance, config.seed)
-    if config.class_balance == "downsample":
-        return balanced_classes(train, config.seed)
+    """The training frames after the task's balancing: valence/arousal bins and/or classes."""
+    if config.task != "expression":
+        train = balanced(train, config.balance, config.seed)
+    if config.task != "va" and config.class_balance == "downsample":
+        train = balanced_classes(train, config.seed)
     return train
 
 
 def _check_classes(store: FaceStore, config: FrameTrainConfig, datamodule: FrameDataModule,
                    task: Task) -> None:
     """Refuse expression labels the model has no class for, before training fails on them."""
-    if not isinstance(task, ExpressionTask):
+    expression = task.expression if isinstance(task, CombinedTask) else task
+    if not isinstance(expression, ExpressionTask):
         return
-    labels = np.concatenate([datamodule.train_set.frames.targets,
-                             datamodule.val_set.frames.targets])
-    if labels.max() >= task.num_classes:
+    labels = np.concatenate([expression_targets(datamodule.train_set.frames),
+                             expression_targets(datamodule.val_set.frames)])
+    if labels.max(initial=-1) >= expression.num_classes:
         raise AffectTrackError(f"{store.path}: expression labels go up to {labels.max()} but "
-                               f"model {config.model!r} has {task.num_classes} classes; pick a "
-                               "model with one class per expression of the store")
+                               f"model {config.model!r} has {expression.num_classes} classes; "
+                               "pick a model with one class per expression of the store")

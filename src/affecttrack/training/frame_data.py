@@ -38,41 +38,59 @@ class FrameSet:
 
 
 def labelled_frames(index: pd.DataFrame, split: str, task: str) -> FrameSet:
-    """Frames of `split` that have a face and a label for `task` ("va" or "expression")."""
+    """Frames of `split` that have a face and a label for `task` (see `frame_set`)."""
     return frame_set(index[index["split"] == split], task)
 
 
 def frame_set(frames: pd.DataFrame, task: str) -> FrameSet:
     """Those of `frames` (rows of a face-store index, e.g. one side of a protocol's split) that
-    have a face and a label for `task` ("va" or "expression")."""
-    selected = frames["row"] >= 0
+    have a face and a label for `task`: "va" -> (n, 2) valence/arousal, "expression" -> (n,)
+    classes, "combined" -> (n, 3) valence, arousal (NaN = none), class (-1 = none) for frames
+    with either label."""
+    has_va = frames["valence"].notna() & frames["arousal"].notna()
+    has_expression = frames["expression"] >= 0
+    labelled = {"va": has_va, "expression": has_expression,
+                "combined": has_va | has_expression}[task]
+    frames = frames[(frames["row"] >= 0) & labelled]
     if task == "va":
-        selected &= frames["valence"].notna() & frames["arousal"].notna()
-        frames = frames[selected]
         targets = frames[["valence", "arousal"]].to_numpy(np.float32)
-    else:
-        selected &= frames["expression"] >= 0
-        frames = frames[selected]
+    elif task == "expression":
         targets = frames["expression"].to_numpy(np.int64)
+    else:
+        targets = np.column_stack([
+            frames["valence"].where(has_va).to_numpy(np.float32),
+            frames["arousal"].where(has_va).to_numpy(np.float32),
+            frames["expression"].to_numpy(np.float32)])
     return FrameSet(frames["row"].to_numpy(np.int64), targets)
 
 
 def balanced(frames: FrameSet, subset: str, seed: int) -> FrameSet:
-    """The paper's downsampling of over-represented valence/arousal bins (once, seeded)."""
-    mask = balance_mask(frames.targets[:, 0], frames.targets[:, 1], subset,
-                        np.random.default_rng(seed))
-    return frames.subset(np.asarray(mask, dtype=bool))
+    """The paper's downsampling of over-represented valence/arousal bins (once, seeded); frames
+    without valence/arousal (combined targets) are all kept."""
+    va = frames.targets[:, :2]
+    annotated = np.isfinite(va).all(axis=1)
+    keep = ~annotated
+    keep[annotated] = balance_mask(va[annotated, 0], va[annotated, 1], subset,
+                                   np.random.default_rng(seed))
+    return frames.subset(keep)
+
+
+def expression_targets(frames: FrameSet) -> np.ndarray:
+    """Each frame's class (-1 = none), from expression or combined targets."""
+    targets = frames.targets
+    return (targets[:, 2] if targets.ndim == 2 else targets).astype(np.int64)
 
 
 def balanced_classes(frames: FrameSet, seed: int) -> FrameSet:
     """The paper's class balancing: every class downsampled (once, seeded) to the size of the
-    rarest class present, kept in store order."""
+    rarest class present, kept in store order (frames without a class are dropped)."""
     if len(frames) == 0:
         return frames
-    counts = np.bincount(frames.targets)
+    classes = expression_targets(frames)
+    counts = np.bincount(classes[classes >= 0])
     smallest = counts[counts > 0].min()
     rng = np.random.default_rng(seed)
-    keep = [rng.choice(np.flatnonzero(frames.targets == label), smallest, replace=False)
+    keep = [rng.choice(np.flatnonzero(classes == label), smallest, replace=False)
             for label in np.flatnonzero(counts)]
     return frames.subset(np.sort(np.concatenate(keep)))
 

@@ -13,7 +13,7 @@ instead of one window per frame as the public code did.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +94,7 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     finished = TrainResult.read(out_dir)
     if finished is not None:
         return finished
-    check_resumable(out_dir, asdict(config))
+    check_resumable(out_dir, config)
     feature_store.require_rows(face_store.faces.shape[0], face_store.path)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)

@@ -8,6 +8,7 @@ makes sequence training cheap: no image is decoded and no CNN runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ class SplitTable:
             return []
         changes = np.flatnonzero(self.videos[1:] != self.videos[:-1]) + 1
         edges = [0, *changes.tolist(), len(self)]
-        return list(zip(edges[:-1], edges[1:]))
+        return list(pairwise(edges))
 
     def training_windows(self, length: int, stride: int, target: str) -> np.ndarray:
         """Start positions of windows whose frames (and target frame) have a face and a label."""

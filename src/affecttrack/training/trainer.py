@@ -150,8 +150,12 @@ class SaveLast(Checkpoint):
             trainer.save_checkpoint(self.path, weights_only=False)
 
 
-def check_resumable(out_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume a run in `out_dir` that was started with a different configuration."""
+def check_resumable(out_dir: Path, config: RunConfig) -> None:
+    """Refuse to resume a run in `out_dir` that was started with a different configuration.
+
+    A setting the recorded run lacks was added to affecttrack after it started; that run behaved
+    as the setting's default, so it differs only if `config` sets another value.
+    """
     path = Path(out_dir) / "run.json"
     if not path.is_file():
         return
@@ -160,8 +164,10 @@ def check_resumable(out_dir: Path, config: dict[str, Any]) -> None:
     except json.JSONDecodeError:
         raise InputError(path, "unreadable run record; delete the folder to start afresh") from None
     current = to_jsonable(config)
+    defaults = to_jsonable(type(config)())
     changed = sorted(key for key in set(previous) | set(current)
-                     if key not in RESUMABLE_CHANGES and previous.get(key) != current.get(key))
+                     if key not in RESUMABLE_CHANGES
+                     and previous.get(key, defaults.get(key)) != current.get(key))
     if changed:
         raise AffectTrackError(f"{out_dir} holds a run with different settings "
                                f"({', '.join(changed)}); use another folder or delete it")

@@ -46,6 +46,7 @@ from ...labels import (
     expression_from_va,
 )
 from ...runinfo import to_jsonable, write_json_atomic, write_run_info, write_text_atomic
+from ..video_frames import open_video_writer
 from .synthetic_face import (
     Expression,
     Identity,
@@ -446,16 +447,6 @@ class _SceneCamera:
         return img
 
 
-def _open_encoder(path: Path, config: SynthConfig) -> tuple[av.container.OutputContainer, Any]:
-    container = av.open(str(path), mode="w", format="mp4")
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    stream = container.add_stream(codec, rate=config.fps)
-    stream.width, stream.height = config.full_frame_size
-    stream.pix_fmt = "yuv420p"
-    stream.options = {"crf": "20", "preset": "veryfast"} if codec == "libx264" else {}
-    return container, stream
-
-
 def _make_full_frame_video(job: _Job, config: SynthConfig, videos_dir: Path) -> dict[str, Any]:
     """The mp4, then its CSV: a video whose CSV exists is complete."""
     rng = np.random.default_rng([config.seed, 1, job.index])
@@ -465,7 +456,7 @@ def _make_full_frame_video(job: _Job, config: SynthConfig, videos_dir: Path) -> 
     if not csv_path.exists():
         videos_dir.mkdir(parents=True, exist_ok=True)
         tmp = videos_dir / f"{job.name}.mp4.tmp"
-        container, stream = _open_encoder(tmp, config)
+        container, stream = open_video_writer(tmp, config.fps, *config.full_frame_size)
         with container:
             for i in range(job.frames):
                 frame = av.VideoFrame.from_ndarray(camera.shoot(script, i), format="bgr24")

@@ -176,7 +176,7 @@ class _Projector:
         return pts
 
     def thickness(self, units: float) -> int:
-        return max(1, int(round(units * self.px)))
+        return max(1, round(units * self.px))
 
 
 def _fill(img: np.ndarray, pts: np.ndarray, colour: Colour) -> None:

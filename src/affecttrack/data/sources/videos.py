@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import av
 import numpy as np
 import pandas as pd
 
@@ -44,10 +43,10 @@ from affecttrack.data.sources.label_csv import (
 )
 from affecttrack.data.sources.photos import classes_of
 from affecttrack.data.store import build_store
+from affecttrack.data.video_frames import VIDEO_SUFFIXES, decode_frames, probe_video
 from affecttrack.errors import InputError
 from affecttrack.labels import AFFWILD2_EXPRESSIONS, canonical_expression
 
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
 DETECT_CHUNK = 32  # decoded frames handed to the mapper at once (a 1080p grey frame is 2 MB)
 _NAMED_LINES = 5
 
@@ -79,19 +78,16 @@ class VideoFrames:
     def read(self, mapper: Mapper) -> Iterator[tuple[int, Crop | Problem]]:
         decoded, chunk = 0, []
         try:
-            with av.open(str(self.path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for frame in container.decode(stream):
-                    chunk.append(frame.to_ndarray(format="gray"))
-                    if len(chunk) == DETECT_CHUNK:
-                        yield from self._crops(decoded + 1, chunk, mapper)
-                        decoded, chunk = decoded + len(chunk), []
-        except (av.FFmpegError, IndexError, OSError) as error:
+            for frame in decode_frames(self.path):
+                chunk.append(frame.image)
+                if len(chunk) == DETECT_CHUNK:
+                    yield from self._crops(decoded + 1, chunk, mapper)
+                    decoded, chunk = decoded + len(chunk), []
+        except InputError as error:
             yield from self._crops(decoded + 1, chunk, mapper)
             decoded += len(chunk)
-            yield decoded + 1, Problem("truncated_video", self.path, f"decoding stopped after "
-                                       f"frame {decoded} ({error}); the rest skipped")
+            yield decoded + 1, Problem("truncated_video", self.path,
+                                       f"{error.problem}; the rest skipped")
             return
         yield from self._crops(decoded + 1, chunk, mapper)
         decoded += len(chunk)
@@ -104,11 +100,9 @@ class VideoFrames:
 def _probe(path: Path) -> Problem | None:
     """Why the video cannot be read at all (None: it opens and has a video stream)."""
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return Problem("corrupt_video", path, "holds no video stream; video skipped")
-    except (av.FFmpegError, OSError) as error:
-        return Problem("corrupt_video", path, f"cannot open video ({error}); video skipped")
+        probe_video(path)
+    except InputError as error:
+        return Problem("corrupt_video", path, f"{error.problem}; video skipped")
     return None
 
 

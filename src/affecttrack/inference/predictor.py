@@ -1,0 +1,290 @@
+"""The prediction engine: frames in, one row per frame and face out.
+
+    frames -> faces (detect every few frames, track between: `tracking.py`) -> 96x96 grey crops
+           -> frame CNN in batches (bf16 where the CPU runs it fast) -> expression probabilities,
+              300-d features -> the sequence network, one hidden state per face carried across
+              frames (`streaming.SequenceStream`) -> valence/arousal -> table
+
+Cost per frame is O(1) however long the video: the recurrent state replaces the reference's
+100-frame window per frame, and nothing but the result rows is kept. Valence/arousal comes from
+the best source the bundle has: its sequence network, else the frame network's valence/arousal
+head, else the expression probabilities mapped through the classes' places in valence/arousal
+space (`labels.va_from_probabilities`; the shipped default model is expression-only, trained on
+photos that carry no valence/arousal labels). `va_source` says which.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.detect import FaceDetector, create_detector, crop_box
+from ..data.video_frames import DecodedFrame, decode_frames, probe_video
+from ..errors import AffectTrackError
+from ..labels import va_from_probabilities
+from ..models.cnn import faces_to_input
+from ..training.precision import autocast_for, channels_last_for, choose_precision
+from .bundle import Bundle, load_bundle
+from .frame_sources import Prefetch, array_frames
+from .gaps import interpolate_gaps
+from .results import FramePredictions, most_probable
+from .streaming import SequenceStream
+from .tracking import FaceTracker, TrackedFace
+
+BOX_COLUMNS = ["x", "y", "w", "h"]
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """How videos are read. `detect_every`: run the detector on every n-th frame and track faces
+    in between (1: detect on every frame). `max_gap`: a face's track missing for at most this
+    many frames is interpolated over (rows flagged `interpolated`) and its sequence state carried
+    across; longer gaps start the face afresh. `batch_frames`: frames per CNN batch. `detector`:
+    None uses the bundle's."""
+
+    detect_every: int = 5
+    max_gap: int = 15
+    batch_frames: int = 32
+    precision: str = "auto"
+    detector: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("detect_every", "batch_frames"):
+            if getattr(self, name) < 1:
+                raise AffectTrackError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_gap < 0:
+            raise AffectTrackError(f"max_gap must be >= 0 frames, got {self.max_gap}")
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (the decoder runs in its own thread and is timed apart)."""
+
+    faces: float = 0.0
+    cnn: float = 0.0
+    sequence: float = 0.0
+    table: float = 0.0
+    frames: int = 0
+
+
+class AffectModel:
+    """A bundle ready to predict: `predict_video`, `predict_frames`, `predict_faces`."""
+
+    def __init__(self, bundle: Bundle, settings: PredictSettings | None = None) -> None:
+        self.bundle = bundle
+        self.settings = settings or PredictSettings()
+        self.precision = choose_precision(self.settings.precision)
+        self._memory_format = (torch.channels_last if channels_last_for(self.precision)
+                               else torch.contiguous_format)
+        self.frame = bundle.frame.eval().to(memory_format=self._memory_format)
+        self.labels: tuple[str, ...] = bundle.labels or ()
+        self.va_source = self._va_source()
+
+    def _va_source(self) -> str:
+        sequence = self.bundle.sequence
+        if sequence is not None and sequence.head.out_features == 2:
+            return "sequence model"
+        if "va" in self.frame.heads:
+            return "frame model"
+        if self.labels and va_from_probabilities(np.zeros(len(self.labels)), self.labels) \
+                is not None:
+            return "expression mapping"
+        return "none"
+
+    def detector(self) -> FaceDetector:
+        """A new detector as the bundle's preprocessing (or the settings) name it."""
+        name = self.settings.detector or self.bundle.preprocessing.detector
+        if name is None:
+            raise AffectTrackError("this model was trained on ready-cropped faces and names no "
+                                   "face detector; pass one (e.g. --detector hog_haar) to run "
+                                   "it on whole frames, or use predict_faces on crops")
+        options = (self.bundle.preprocessing.detector_settings
+                   if name == self.bundle.preprocessing.detector else {})
+        return create_detector(name, **options)
+
+    def start(self) -> VideoRun:
+        """A fresh run over one video's frames (its own tracker and sequence states)."""
+        return VideoRun(self)
+
+    def predict_video(self, path: str | Path) -> FramePredictions:
+        """Every frame of the video file: one row per frame and face (see `FramePredictions`).
+
+        Raises InputError when it cannot be opened and TruncatedVideo when decoding stops early
+        (`affecttrack predict` keeps the frames before that; here use `start().run(...)`).
+        """
+        path = Path(path)
+        info = probe_video(path)
+        run = self.start()
+        run.run(Prefetch(decode_frames(path)))
+        return run.result(info.fps, str(path))
+
+    def predict_frames(self, frames: np.ndarray | Iterable[np.ndarray],
+                       fps: float | None = None) -> FramePredictions:
+        """Frames already in memory, in order: (n, h, w) or (n, h, w, 3) uint8 (BGR) or a list."""
+        run = self.start()
+        run.run(Prefetch(array_frames(frames, fps)))
+        return run.result(fps, "frames in memory")
+
+    def predict_faces(self, faces: np.ndarray) -> pd.DataFrame:
+        """Expression probabilities and valence/arousal of ready-cropped faces ((n, 96, 96) grey
+        uint8), each on its own: no detection, tracking or sequence model."""
+        outputs = self.run_network(faces)
+        probabilities, va = outputs["probabilities"], outputs["va"]
+        table = pd.DataFrame({"valence": va[:, 0], "arousal": va[:, 1]})
+        for i, label in enumerate(self.labels):
+            table[label.lower()] = probabilities[:, i]
+        if self.labels:
+            table["expression"] = most_probable(probabilities, self.labels)
+        return table
+
+    def run_network(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        """The frame CNN on (n, 96, 96) crops: features, expression probabilities, and
+        valence/arousal from the frame head or the expression mapping (NaN without either)."""
+        x = faces_to_input(faces).contiguous(memory_format=self._memory_format)
+        with torch.inference_mode(), autocast_for(self.precision, x.device):
+            z = self.frame.features(x)
+            heads = {name: head(z).float() for name, head in self.frame.heads.items()}
+        n = len(faces)
+        probabilities = (torch.softmax(heads["expression"], dim=1).numpy()
+                         if "expression" in heads else np.zeros((n, 0), np.float32))
+        if "va" in heads:
+            va = heads["va"].numpy()
+        else:
+            mapped = va_from_probabilities(probabilities, self.labels) if self.labels else None
+            va = mapped if mapped is not None else np.full((n, 2), np.nan)
+        return {"features": z.float().numpy(), "probabilities": probabilities,
+                "va": np.clip(va, -1.0, 1.0)}
+
+
+class VideoRun:
+    """One video's prediction state: the tracker, one sequence stream per face, the rows."""
+
+    def __init__(self, model: AffectModel) -> None:
+        self.model = model
+        self.tracker = FaceTracker(model.detector(), detect_every=model.settings.detect_every)
+        self.streams: dict[int, SequenceStream] = {}
+        self.parts: list[pd.DataFrame] = []
+        self.times = StageTimes()
+
+    def run(self, frames: Prefetch[DecodedFrame]) -> None:
+        """Consume every frame; rows so far stay in `parts` if the source fails midway."""
+        for batch in frames.batches(self.model.settings.batch_frames):
+            self.parts.append(self.process(batch))
+
+    def process(self, frames: list[DecodedFrame]) -> pd.DataFrame:
+        """Rows for consecutive frames: one per face, one empty row for a frame without."""
+        clock = time.perf_counter()
+        found: list[tuple[DecodedFrame, TrackedFace | None]] = []
+        crops = []
+        for frame in frames:
+            faces = self.tracker.update(frame.image)
+            found += [(frame, face) for face in faces] or [(frame, None)]
+            crops += [crop_box(frame.image, face.box, self.model.bundle.preprocessing.margin)
+                      for face in faces]
+        self.times.faces += time.perf_counter() - clock
+        with_face = [i for i, (_, face) in enumerate(found) if face is not None]
+        outputs = self._network(crops)
+        va = outputs["va"]
+        if self.model.va_source == "sequence model" and with_face:
+            va = self._sequence(found, with_face, outputs["features"])
+        clock = time.perf_counter()
+        table = self._table(found, with_face, outputs["probabilities"], va)
+        self.times.table += time.perf_counter() - clock
+        self.times.frames += len(frames)
+        return table
+
+    def _network(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+        clock = time.perf_counter()
+        if not crops:
+            k = len(self.model.labels)
+            outputs = {"features": np.zeros((0, 0), np.float32),
+                       "probabilities": np.zeros((0, k), np.float32), "va": np.zeros((0, 2))}
+        else:
+            outputs = self.model.run_network(np.stack(crops))
+        self.times.cnn += time.perf_counter() - clock
+        return outputs
+
+    def _sequence(self, found: list[tuple[DecodedFrame, TrackedFace | None]],
+                  with_face: list[int], features: np.ndarray) -> np.ndarray:
+        """Valence/arousal from each face's own sequence stream, fed in frame order."""
+        clock = time.perf_counter()
+        rows_of: dict[int, list[int]] = defaultdict(list)
+        for row, index in enumerate(with_face):
+            rows_of[found[index][1].face_id].append(row)   # type: ignore[union-attr]
+        va = np.empty((len(with_face), 2), np.float32)
+        for face_id, rows in rows_of.items():
+            stream = self.streams.get(face_id)
+            if stream is None:
+                stream = SequenceStream.from_bundle(self.model.bundle,
+                                                    max_gap=self.model.settings.max_gap)
+                self.streams[face_id] = stream
+            numbers = [found[with_face[row]][0].number for row in rows]
+            with one_thread():
+                va[rows] = stream.push(features[rows], numbers)
+        self.times.sequence += time.perf_counter() - clock
+        return np.clip(va, -1.0, 1.0)
+
+    def _table(self, found: list[tuple[DecodedFrame, TrackedFace | None]], with_face: list[int],
+               probabilities: np.ndarray, va: np.ndarray) -> pd.DataFrame:
+        n = len(found)
+        faceless = np.ones(n, bool)
+        faceless[with_face] = False
+        ids_boxes = np.zeros((n, 5), np.int64)
+        score = np.full(n, np.nan)
+        for index in with_face:
+            face: TrackedFace = found[index][1]  # type: ignore[assignment]
+            ids_boxes[index] = (face.face_id, face.box.x, face.box.y, face.box.w, face.box.h)
+            score[index] = face.score
+        values = np.full((n, 2 + len(self.model.labels)), np.nan)
+        if with_face:
+            values[with_face, :2] = va
+            values[with_face, 2:] = probabilities
+        table = pd.DataFrame({"frame": [frame.number for frame, _ in found],
+                              "time_s": [frame.time_s for frame, _ in found]})
+        for j, column in enumerate(["face_id", *BOX_COLUMNS]):
+            table[column] = pd.arrays.IntegerArray(ids_boxes[:, j], faceless.copy())
+        table["score"] = score
+        table["valence"], table["arousal"] = values[:, 0], values[:, 1]
+        for j, label in enumerate(self.model.labels):
+            table[label.lower()] = values[:, 2 + j]
+        table["expression"] = most_probable(values[:, 2:], self.model.labels)
+        table["interpolated"] = False
+        return table
+
+    def table(self) -> pd.DataFrame:
+        """The rows so far, short gaps inside tracks interpolated."""
+        if not self.parts:
+            return pd.DataFrame()
+        rows = pd.concat(self.parts, ignore_index=True)
+        return interpolate_gaps(rows, self.model.settings.max_gap, self.model.labels)
+
+    def result(self, fps: float | None, source: str) -> FramePredictions:
+        return FramePredictions.build(self.table(), self.model.labels, fps, source)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one intra-op thread. The sequence network's steps are tiny matrix
+    products: a second thread only adds synchronisation, which costs 10-15 ms a frame when
+    another process holds a core (benchmarks/predict.py), against 0.1 ms on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def load_model(path: str | Path | None = None, **settings: object) -> AffectModel:
+    """The model in bundle `path` (the shipped default expression model when None), ready to
+    predict; `settings` are `PredictSettings` fields (detect_every, max_gap, detector, ...)."""
+    return AffectModel(load_bundle(None if path is None else Path(path)),
+                       PredictSettings(**settings))  # type: ignore[arg-type]

@@ -1,0 +1,235 @@
+"""Categorical-only, valence/arousal-only and combined frame models on the same data and seeds.
+
+The follow-up paper trains one network on categories and valence/arousal together and finds that
+categorical recognition benefits. This experiment measures exactly that: for every seed, the three
+variants train on the same frames with the same settings (only the heads and the loss differ), are
+stopped early on the same validation videos, and are scored on the same held-out test videos.
+
+Frames: the store's "train" split, minus `val_fraction` of its videos' subjects held out for early
+stopping and checkpoint choice (drawn once with `split_seed`, the same for every variant and
+seed); the test frames are the store's `test_split` ("val" for Aff-Wild2, whose test labels are
+not public), never seen in training. Each variant trains on the frames that carry its labels (the
+combined model on frames with either, its losses masked).
+
+OUT/
+  store/                        the face store (when the config names a `root` tree)
+  <variant>/seed_<n>/model/     each frame-model run (resumed / reused when done)
+  <variant>/seed_<n>/metrics.json
+  results.json, table.md        mean ± std over seeds per variant, and every seed's figures
+  mapping.json, category_map.png   the combined model: categories in valence/arousal space
+  run.json
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from ..data.store import FaceStore, describe_store, prepare_affwild2
+from ..errors import AffectTrackError
+from ..evaluation.classification import classification_metrics
+from ..evaluation.metrics import va_metrics
+from ..evaluation.va_mapping import mapping_report
+from ..evaluation.va_mapping_plot import plot_category_maps
+from ..features.head_outputs import frame_head_outputs
+from ..runinfo import write_json_atomic, write_run_info, write_text_atomic
+from ..training.frame import FrameTrainConfig, train_frame_model
+from ..training.splits import subject_holdout
+
+VARIANTS = {"expression": "cnn_expr{k}", "va": "cnn_va", "combined": "cnn_va_expr{k}"}
+SCORES = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ccc_valence", "CCC valence"),
+          ("ccc_arousal", "CCC arousal"), ("ccc_mean", "mean CCC"))
+
+
+@dataclass
+class MultitaskConfig:
+    """Data (`root`: an Aff-Wild2-layout tree prepared into OUT/store, or `store`: a face store
+    with both kinds of labels), the variants and seeds compared, and the split scored."""
+
+    root: str | None = None
+    store: str | None = None
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    test_split: str = "val"
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    frame: FrameTrainConfig = field(default_factory=FrameTrainConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.variants if name not in VARIANTS]
+        if unknown or not self.variants:
+            raise AffectTrackError(f"multitask variants must be among {', '.join(VARIANTS)}; "
+                                   f"got {self.variants}")
+        if not self.seeds:
+            raise AffectTrackError("config section 'multitask': seeds must list at least one")
+
+
+@dataclass(frozen=True)
+class Frames:
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+
+def run_multitask(out_dir: Path, config: MultitaskConfig,
+                  console: Console | None = None) -> dict[str, Any]:
+    """Train (or reuse) every variant x seed, score them on the test frames, write the table."""
+    console = console or Console()
+    out_dir = Path(out_dir)
+    store = _open_store(config, out_dir, console)
+    frames = _frames(store, config)
+    write_run_info(out_dir, stage="multitask", config=config, seed=config.split_seed,
+                   data_summary={"store": str(store.path), **{
+                       part: {"frames": len(getattr(frames, part)),
+                              "subjects": int(getattr(frames, part)["subject"].nunique())}
+                       for part in ("train", "val", "test")}})
+    runs, combined_outputs = [], {}
+    for variant in config.variants:
+        for seed in config.seeds:
+            console.rule(f"[bold]{variant}, seed {seed}")
+            entry, outputs = _run_one(store, frames, config, variant, seed, out_dir)
+            runs.append(entry)
+            if variant == "combined":
+                combined_outputs[seed] = outputs
+    results = {"runs": runs, "summary": summarise(runs)}
+    if combined_outputs:
+        results["mapping"] = _mapping(frames.test, combined_outputs, store.expression_names,
+                                      out_dir)
+    write_json_atomic(out_dir / "results.json", results)
+    write_text_atomic(out_dir / "table.md", results_table(results, config))
+    return results
+
+
+def _open_store(config: MultitaskConfig, out_dir: Path, console: Console) -> FaceStore:
+    if (config.root is None) == (config.store is None):
+        raise AffectTrackError("config section 'multitask': give either root (an "
+                               "Aff-Wild2-layout tree) or store (a face store)")
+    if config.store is not None:
+        return FaceStore.open(Path(config.store))
+    for line in describe_store(prepare_affwild2(Path(config.root), out_dir / "store")):
+        console.print(line, highlight=False)
+    return FaceStore.open(out_dir / "store")
+
+
+def _frames(store: FaceStore, config: MultitaskConfig) -> Frames:
+    """Training, early-stopping and test frames (faces with any label), the same for all runs."""
+    index = store.index
+    labelled = index[(index["row"] >= 0) & ((index["expression"] >= 0)
+                                           | index["valence"].notna())]
+    train = labelled[labelled["split"] == "train"]
+    test = labelled[labelled["split"] == config.test_split]
+    if train.empty or test.empty:
+        raise AffectTrackError(f"{store.path}: needs labelled faces in the train split and in "
+                               f"the {config.test_split!r} split")
+    # Frames without a class count as class 0 in the draw's check that every class keeps
+    # training subjects; they are not relabelled anywhere else.
+    inner = subject_holdout(train.assign(expression=train["expression"].clip(lower=0)),
+                            config.val_fraction, config.split_seed)
+    keep = set(inner.test["subject"])
+    return Frames(train[~train["subject"].isin(keep)], train[train["subject"].isin(keep)], test)
+
+
+def _run_one(store: FaceStore, frames: Frames, config: MultitaskConfig, variant: str,
+             seed: int, out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    run_dir = out_dir / variant / f"seed_{seed}"
+    model = VARIANTS[variant].format(k=len(store.expression_names))
+    frame_config = replace(config.frame, model=model, task=variant, seed=seed)
+    result = train_frame_model(store, run_dir / "model", frame_config,
+                               train_frames=frames.train, val_frames=frames.val)
+    test = frames.test
+    outputs = frame_head_outputs(store, result.model_path, test["row"].to_numpy())
+    scores = test_scores(test, outputs, store.expression_names)
+    entry = {"variant": variant, "seed": seed, "model": model, "steps": result.global_step,
+             **scores}
+    write_json_atomic(run_dir / "metrics.json", entry)
+    return entry, outputs
+
+
+def _mapping(test: pd.DataFrame, outputs: dict[int, dict[str, np.ndarray]],
+             names: tuple[str, ...], out_dir: Path) -> dict[str, Any]:
+    """The combined models' heads through valence/arousal space: per seed `mapping_report`
+    (mapping.json), agreement of the heads averaged over seeds, and the first seed's figure of
+    the categories' places, labels beside predictions (category_map.png)."""
+    va_true = test[["valence", "arousal"]].to_numpy(np.float64)
+    classes_true = test["expression"].to_numpy(np.int64)
+    reports = {seed: mapping_report(va_true, classes_true, out["va"], out["expression"], names)
+               for seed, out in outputs.items()}
+    write_json_atomic(out_dir / "mapping.json", reports)
+    first = min(outputs)
+    plot_category_maps(va_true, classes_true, outputs[first]["va"],
+                       outputs[first]["expression"].argmax(axis=1), names,
+                       out_dir / "category_map.png",
+                       title=f"Test frames: labels vs the combined model (seed {first})")
+    agreement = [report["head_agreement"]["agreement"] for report in reports.values()
+                 if report["head_agreement"]]
+    return {"head_agreement_mean": float(np.mean(agreement)) if agreement else None,
+            "file": "mapping.json", "figure": "category_map.png"}
+
+
+def test_scores(test: pd.DataFrame, outputs: dict[str, np.ndarray],
+                names: tuple[str, ...]) -> dict[str, float | None]:
+    """Accuracy and macro-F1 on test frames with a class, CCCs on those with valence/arousal;
+    None for what the model has no head for."""
+    scores: dict[str, float | None] = {key: None for key, _ in SCORES}
+    has_class = test["expression"].to_numpy() >= 0
+    if "expression" in outputs and has_class.any():
+        metrics = classification_metrics(test["expression"].to_numpy()[has_class],
+                                         outputs["expression"][has_class].argmax(axis=1), names)
+        scores.update(accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"])
+    has_va = test[["valence", "arousal"]].notna().all(axis=1).to_numpy()
+    if "va" in outputs and has_va.any():
+        metrics = va_metrics(test[["valence", "arousal"]].to_numpy()[has_va],
+                             outputs["va"][has_va])
+        scores.update(ccc_valence=metrics["valence"]["ccc"],
+                      ccc_arousal=metrics["arousal"]["ccc"], ccc_mean=metrics["mean_ccc"])
+    return scores
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant: seeds, and mean and sample std over seeds of every score it has."""
+    summary: dict[str, dict[str, Any]] = {}
+    for variant in dict.fromkeys(run["variant"] for run in runs):
+        own = [run for run in runs if run["variant"] == variant]
+        entry: dict[str, Any] = {"seeds": [run["seed"] for run in own]}
+        for key, _ in SCORES:
+            values = [run[key] for run in own if run[key] is not None]
+            entry[key] = ({"mean": float(np.mean(values)),
+                           "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+                          if values else None)
+        summary[variant] = entry
+    return summary
+
+
+def results_table(results: dict[str, Any], config: MultitaskConfig) -> str:
+    """Markdown: mean ± std over seeds per variant, then every run."""
+    header = "| variant | seeds | " + " | ".join(title for _, title in SCORES) + " |"
+    rule = "|---|---|" + "---|" * len(SCORES)
+    lines = [(f"# Categorical, valence/arousal and combined frame models "
+             f"(test split {config.test_split!r}, mean ± std over seeds)"), "", header, rule]
+    for variant, entry in results["summary"].items():
+        cells = [_mean_std(entry[key]) for key, _ in SCORES]
+        lines.append(f"| {variant} | {len(entry['seeds'])} | " + " | ".join(cells) + " |")
+    lines += ["", "Every run:", "", header.replace("seeds", "seed"), rule]
+    for run in results["runs"]:
+        cells = ["—" if run[key] is None else f"{run[key]:.3f}" for key, _ in SCORES]
+        lines.append(f"| {run['variant']} | {run['seed']} | " + " | ".join(cells) + " |")
+    agreement = (results.get("mapping") or {}).get("head_agreement_mean")
+    if agreement is not None:
+        lines += ["", (f"The combined model's two heads agree on {agreement:.1%} of the test "
+                      "frames (its expression head's class vs the class whose label centroid is "
+                      "nearest its valence/arousal head's point; mean over seeds; per seed in "
+                      "mapping.json, the categories' places in category_map.png).")]
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(value: dict[str, float | None] | None) -> str:
+    if value is None:
+        return "—"
+    if value["std"] is None:
+        return f"{value['mean']:.3f}"
+    return f"{value['mean']:.3f} ± {value['std']:.3f}"

@@ -1,0 +1,1 @@
+"""A run folder shown as one self-contained HTML page (`affecttrack report`)."""
