@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from affecttrack.pipeline.classification import ClassificationConfig
-from affecttrack.pipeline.run import VARun, load_experiment
+from affecttrack.pipeline.run import EXPERIMENTS, VARun, load_experiment
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 PAPER_CONFIGS = [path for path in CONFIGS if path.stem.startswith(("ckplus", "affwild2"))]
@@ -25,7 +25,7 @@ def test_configs_folder_holds_the_papers_experiments() -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
 def test_every_config_loads(path: Path) -> None:
     kind, _ = load_experiment(path)
-    assert kind in ("classification", "va")
+    assert kind in EXPERIMENTS
 
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda path: path.stem)
@@ -46,3 +46,10 @@ def test_config_paths_can_be_overridden_on_the_command_line() -> None:
                                 ["classification.test_store=/data/jaffe_store"])
     assert config.test_store == "/data/jaffe_store"
     assert config.protocol == "cross"
+
+
+def test_the_multitask_config_compares_three_variants_over_three_seeds() -> None:
+    kind, config = load_experiment(Path(__file__).parents[1] / "configs" /
+                                   "synthetic_multitask.yaml")
+    assert kind == "multitask" and config.seeds == [0, 1, 2]
+    assert config.variants == ["expression", "va", "combined"]
