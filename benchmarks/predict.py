@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import torch
 from detection import FACE_VIDEOS
 from measure import phase_cpu
 from report import publish
-from run_benchmarks import last_json_line, machine
+from run_benchmarks import machine, run_json_process
 
 from affecttrack.data.video_frames import decode_frames, probe_video
 from affecttrack.errors import AffectTrackError
@@ -161,13 +160,7 @@ def run_way(way: str, video: Path, args: argparse.Namespace, bundle: Path, out: 
     command += ["--frames", str(frames)] if frames else []
     command += ["--max-seconds", str(budget_s)] if budget_s else []
     print(f"{way} {video.name} ...", end="", file=sys.stderr, flush=True)
-    proc = subprocess.run(command, check=False, capture_output=True, text=True)
-    raw = last_json_line(proc.stdout) if proc.returncode == 0 else None
-    if raw is None:
-        last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
-        print(" failed", file=sys.stderr)
-        raise AffectTrackError(f"{way} on {video.name} failed (exit {proc.returncode}): {last} "
-                               f"[command: {shlex.join(command)}]")
+    raw = run_json_process(command, f"{way} on {video.name}")
     raw["other_cores"] = raw["phase_cpu"]["other_cores"]
     print(f" {fps(raw):.1f} frames/s, other processes used {raw['other_cores']:.2f} cores",
           file=sys.stderr)

@@ -166,17 +166,24 @@ def last_json_line(stdout: str) -> dict[str, Any] | None:
     return None
 
 
-def run_job(job: Job, label: str) -> dict[str, Any]:
-    """Run one process and return its JSON; a one-line error naming the job if it fails."""
-    print(f"{label} {job.side} {job.phase} ...", end="", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    proc = subprocess.run(job.command, capture_output=True, text=True)
+def run_json_process(command: list[str], name: str) -> dict[str, Any]:
+    """Run a measuring process and return the JSON line it prints; a one-line error naming
+    `name`, the exit status, its last error line and the command if it fails."""
+    proc = subprocess.run(command, check=False, capture_output=True, text=True)
     raw = last_json_line(proc.stdout) if proc.returncode == 0 else None
     if raw is None:
         last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
         print(" failed", file=sys.stderr)
-        raise AffectTrackError(f"{job.side} {job.phase} failed (exit {proc.returncode}): {last} "
-                               f"[command: {shlex.join(job.command)}]")
+        raise AffectTrackError(f"{name} failed (exit {proc.returncode}): {last} "
+                               f"[command: {shlex.join(command)}]")
+    return raw
+
+
+def run_job(job: Job, label: str) -> dict[str, Any]:
+    """Run one process and return its JSON; a one-line error naming the job if it fails."""
+    print(f"{label} {job.side} {job.phase} ...", end="", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    raw = run_json_process(job.command, f"{job.side} {job.phase}")
     print(f" {time.perf_counter() - start:.0f} s, other processes used up to "
           f"{raw['max_other_cores']:.2f} cores", file=sys.stderr)
     return raw
