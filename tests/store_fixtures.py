@@ -28,10 +28,12 @@ def face_image(valence: float, arousal: float, rng: np.random.Generator) -> np.n
 
 
 def write_face_store(path: Path, *, videos: dict[str, str] | None = None, frames: int = 30,
-                     seed: int = 0) -> FaceStore:
+                     seed: int = 0, action_units: tuple[str, ...] = ()) -> FaceStore:
     """Write a store under `path`: `videos` maps video name -> split; `frames` frames each.
 
     Every video lacks a face at frame 7 and a label at frame 12, so gap handling is exercised.
+    `action_units` adds those AU columns: unit k is active where valence exceeds (k - 1) / 4
+    (visible: brightness follows valence), unknown at frames 3 and 12.
     """
     videos = videos or {"train_a": "train", "train_b": "train", "val_a": "val"}
     rng = np.random.default_rng(seed)
@@ -50,14 +52,17 @@ def write_face_store(path: Path, *, videos: dict[str, str] | None = None, frames
             records.append({"video": video, "frame": i + 1, "row": row, "split": split,
                             "valence": valence[i] if labelled else np.nan,
                             "arousal": arousal[i] if labelled else np.nan,
-                            "expression": int(i % 7) if labelled else -1, "subject": video})
+                            "expression": int(i % 7) if labelled else -1, "subject": video,
+                            **{name: int(valence[i] > (k - 1) / 4) if labelled and i != 2
+                               else -1 for k, name in enumerate(action_units)}})
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     np.save(path / "faces.npy", np.stack(images))
     index = pd.DataFrame.from_records(records).astype(
         {"frame": "int32", "row": "int64", "valence": "float32", "arousal": "float32",
-         "expression": "int16"})
+         "expression": "int16", **dict.fromkeys(action_units, "int8")})
     index.sort_values(["video", "frame"]).reset_index(drop=True).to_parquet(path / "index.parquet")
-    summary = {"videos": len(videos), "frames": len(records), "faces": len(images), "skipped": {}}
+    summary = {"videos": len(videos), "frames": len(records), "faces": len(images), "skipped": {},
+               **({"action_units": list(action_units)} if action_units else {})}
     (path / "summary.json").write_text(json.dumps(summary))
     return FaceStore.open(path)

@@ -168,3 +168,46 @@ def test_split_conflict_across_tasks_keeps_both_tasks_labels(affwild2_tree):
     video = _video(scan, "train_a")
     assert video.split == "val" and _reasons(scan) == ["split_conflict"]
     assert video.va.shape == (12, 2) and video.expression.size == 12
+
+
+def _write_au(root, task_folder, split_folder, video, lines):
+    path = root / "annotations" / task_folder / split_folder / f"{video}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_action_units_are_read_per_frame_with_unknowns_and_bad_lines(affwild2_tree):
+    _write_au(affwild2_tree, "AU_Set", "Train_Set", "train_a",
+              ["AU1,AU2,AU4,AU6,AU12,AU15,AU20,AU25", "1,0,0,0,1,0,0,1",
+               "-1,-1,-1,-1,-1,-1,-1,-1", "1,0,2,0,0,0,0,0", "0,1"])
+    scan = scan_affwild2(affwild2_tree)
+    video = _video(scan, "train_a")
+    assert scan.action_units == ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25")
+    assert video.au.shape == (4, 8) and video.au[0].tolist() == [1, 0, 0, 0, 1, 0, 0, 1]
+    assert (video.au[1:] == -1).all()               # unknown, a value 2, a short line
+    [problem] = [p for p in scan.problems if p.reason == "bad_lines"]
+    assert "2 malformed line(s) (file lines 4, 5)" in problem.detail
+    table = video.frame_table().set_index("frame")
+    assert table.loc[1, "AU12"] == 1 and table.loc[5, "AU12"] == -1   # past the file: unknown
+    assert "AU1" not in _video(scan, "train_c").frame_table().columns   # no AU file
+
+
+def test_later_releases_twelve_units_and_mixed_sets_are_merged_by_name(affwild2_tree):
+    twelve = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
+    _write_au(affwild2_tree, "AU_Set", "Train_Set", "train_a", [twelve, ",".join(["1"] * 12)])
+    _write_au(affwild2_tree, "AU_Set", "Validation_Set", "val_b_right", ["AU12,AU1", "1,0"])
+    scan = scan_affwild2(affwild2_tree)
+    assert scan.action_units == tuple(twelve.split(","))
+    right = _video(scan, "val_b_right").frame_table().set_index("frame")
+    assert right.loc[1, "AU12"] == 1 and right.loc[1, "AU1"] == 0
+    assert "AU26" not in right.columns          # the store fills a unit a video lacks with -1
+
+
+def test_bad_action_unit_header_skips_that_file(affwild2_tree):
+    path = _write_au(affwild2_tree, "AU_Detection_Challenge", "Train_Set", "train_a",
+                     ["Neutral,AU2", "0,1"])
+    scan = scan_affwild2(affwild2_tree)
+    [problem] = [p for p in scan.problems if p.reason == "bad_header"]
+    assert problem.path == path and "action-unit names" in problem.detail
+    assert scan.action_units == () and _video(scan, "train_a").au.size == 0

@@ -52,4 +52,4 @@ def test_the_multitask_config_compares_three_variants_over_three_seeds() -> None
     kind, config = load_experiment(Path(__file__).parents[1] / "configs" /
                                    "synthetic_multitask.yaml")
     assert kind == "multitask" and config.seeds == [0, 1, 2]
-    assert config.variants == ["expression", "va", "combined"]
+    assert config.variants == ["expression", "va", "combined", "combined_au"]

@@ -111,3 +111,25 @@ def test_multitask_config_compares_the_three_variants_over_seeds(monkeypatch, ca
     splits = {json.dumps(json.loads((out / v / "seed_1" / "model" / "run.json").read_text())[
         "data"]["train_frames"]) for v in ("expression", "combined")}
     assert len(splits) == 1   # the same training frames for every variant
+
+
+@pytest.mark.slow
+def test_multitask_action_unit_variant_scores_au_f1(monkeypatch, capsys, tmp_path) -> None:
+    units = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25")
+    store = write_face_store(tmp_path / "store", frames=15, action_units=units,
+                             videos={**{f"s{i}": "train" for i in range(5)}, "v0": "val"})
+    config = tmp_path / "multitask.yaml"
+    config.write_text(TINY_MULTITASK.format(store=store.path).replace(
+        "seeds: [0, 1]", "seeds: [0]\n  variants: [combined, combined_au]"))
+    out = tmp_path / "out"
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(config), "--out", str(out))
+    assert code == 0, err
+    runs = {run["variant"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
+    assert runs["combined"]["au_f1"] is None and 0 <= runs["combined_au"]["au_f1"] <= 1
+    assert runs["combined_au"]["model"] == "cnn_va_expr7_au8"
+    assert "AU F1" in (out / "table.md").read_text()
+    plain = write_face_store(tmp_path / "plain", frames=15)
+    config.write_text(TINY_MULTITASK.format(store=plain.path).replace(
+        "seeds: [0, 1]", "seeds: [0]\n  variants: [combined_au]"))
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(config), "--out", str(tmp_path / "o2"))
+    assert code == 2 and "variant combined_au needs action-unit labels" in err

@@ -228,3 +228,21 @@ def test_store_names_its_expression_classes(affwild2_tree, make_affwild2_tree, t
     assert store.index["expression"].tolist()[:2] == [7, 0]
     older = write_face_store(tmp_path / "older")              # a summary without "expressions"
     assert older.expression_names == AFFWILD2_EXPRESSIONS
+
+
+def test_action_units_become_index_columns_and_summary_counts(affwild2_tree, tmp_path):
+    path = affwild2_tree / "annotations" / "AU_Set" / "Validation_Set" / "val_b_right.txt"
+    path.parent.mkdir(parents=True)
+    path.write_text("AU12,AU1\n1,0\n1,-1\n-1,-1\n")
+    (affwild2_tree / "annotations" / "AU_Set" / "Train_Set").mkdir()
+    summary = _prepare(affwild2_tree, tmp_path / "store")
+    store = FaceStore.open(tmp_path / "store")
+    assert store.action_units == ("AU1", "AU12") == tuple(summary["action_units"])
+    right = store.index[store.index["video"] == "val_b_right"].set_index("frame")
+    assert right.loc[[1, 2, 3], "AU12"].tolist() == [1, 1, -1]
+    assert right.loc[[1, 2], "AU1"].tolist() == [0, -1]
+    assert (store.index[store.index["video"] != "val_b_right"][["AU1", "AU12"]] == -1).all().all()
+    assert store.index["AU1"].dtype == np.int8
+    assert summary["au_counts"] == {"AU1": {"active": 0, "known": 1},
+                                    "AU12": {"active": 2, "known": 2}}
+    assert summary["labelled_au"]["val"] == 2

@@ -198,3 +198,25 @@ def test_worker_processes_write_the_same_files(synth, tmp_path):
     out, _ = synth
     synthesize(tmp_path, SMALL, progress=False, workers=2)
     assert _digests(out / "affwild2") == _digests(tmp_path / "affwild2")
+
+
+def test_action_units_follow_the_drawn_face(synth):
+    out, summary = synth
+    root = out / "affwild2"
+    au_files = _all_annotations(root, "AU_Set")
+    assert [p.stem for p in au_files] == [p.stem for p in _all_annotations(root, "VA_Set")]
+    active, valence = [], []
+    for path in au_files:
+        lines = path.read_text().splitlines()
+        assert lines[0] == "AU1,AU2,AU4,AU6,AU12,AU15,AU20,AU25"
+        rows = np.array([[int(v) for v in line.split(",")] for line in lines[1:]])
+        va = _va_rows(root / "annotations" / "VA_Set" / path.parent.name / path.name)
+        assert len(rows) == len(va) and set(np.unique(rows)) <= {-1, 0, 1}
+        known = (rows >= 0).all(axis=1) & (va[:, 0] > -5)
+        active.append(rows[known]), valence.append(va[known, 0])
+    active, valence = np.concatenate(active), np.concatenate(valence)
+    # AU12 (lip corner puller) smiles, AU15 (depressor) frowns
+    assert valence[active[:, 4] == 1].mean() > valence[active[:, 4] == 0].mean() + 0.1
+    assert valence[active[:, 5] == 1].mean() < valence[active[:, 5] == 0].mean() - 0.1
+    assert set(summary["au_active_share"]) == {"AU1", "AU2", "AU4", "AU6", "AU12", "AU15",
+                                               "AU20", "AU25"}

@@ -255,5 +255,94 @@ def test_combined_task_masks_missing_labels_and_trains_both_heads(store, tmp_pat
                               task="combined", balance="none", augment=False)
     result = train_frame_model(store, tmp_path / "combined", config, progress=False)
     assert result.monitor == "val/score" and result.global_step == 2
-    with pytest.raises(AffectTrackError, match="'va' and 'expression' heads"):
+    with pytest.raises(AffectTrackError, match="two of the 'va', 'expression' and 'au' heads"):
         make_task("combined", heads={"expression": 7})
+
+
+AUS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25")
+
+
+@pytest.fixture(scope="module")
+def au_store(tmp_path_factory):
+    return write_face_store(tmp_path_factory.mktemp("au_store"), action_units=AUS)
+
+
+def test_action_unit_loss_counts_known_entries_only_and_weighs_positives() -> None:
+    from affecttrack.training.tasks import ActionUnitTask, positive_weights
+    logits = torch.randn(3, 2, requires_grad=True)
+    target = torch.tensor([[1.0, -1.0], [0.0, 1.0], [-1.0, -1.0]])
+    loss = ActionUnitTask(2).loss(logits, target)
+    loss.backward()
+    known = target >= 0
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], target[known])
+    assert loss.item() == pytest.approx(expected.item())
+    assert logits.grad[2].abs().sum() == 0 and logits.grad[0, 1] == 0   # unknown: no pull
+    # one unit active in 1 of 5 known frames: its active frames weigh 4 (2 with power 0.5)
+    assert positive_weights([1, 0], [5, 3]) == pytest.approx((4.0, 1.0))
+    assert positive_weights([1, 0], [5, 3], power=0.5) == pytest.approx((2.0, 1.0))
+    weighted = ActionUnitTask(2, pos_weights=(4.0, 1.0)).loss(logits, target)
+    assert weighted.item() > loss.item()         # the active AU1 frame now counts four times
+
+
+def test_three_head_task_scores_each_head_and_flattens_sequences() -> None:
+    from affecttrack.training.tasks import make_task
+    task = make_task("combined", heads={"va": 2, "expression": 3, "au": 2})
+    assert task.head == "va+expression+au" and task.monitor == "val/score"
+    nan = float("nan")
+    target = torch.tensor([[0.5, 0.1, 1.0, 1.0, 0.0], [-0.5, 0.2, -1.0, -1.0, -1.0],
+                           [nan, nan, 2.0, 0.0, 1.0], [0.1, -0.3, 0.0, -1.0, 1.0]])
+    outputs = {"va": target[:, :2].nan_to_num(0.0).clone(),
+               "expression": torch.nn.functional.one_hot(target[:, 2].clamp(min=0).long(),
+                                                         3).float() * 10,
+               "au": (target[:, 3:] * 20 - 10)}
+    metric = task.make_metric()
+    task.update(metric, outputs, target)
+    scores = task.scores(metric.compute())
+    assert scores["val/au_f1"] == pytest.approx(1.0) and scores["val/accuracy"] == 1.0
+    assert scores["val/score"] == pytest.approx(
+        (scores["val/ccc"] + scores["val/macro_f1"] + scores["val/au_f1"]) / 3)
+    # (B, T, C) sequences are scored frame by frame, the same as (B * T, C) rows
+    per_frame = task.loss(outputs, target)
+    as_sequence = task.loss({k: v.reshape(2, 2, -1) for k, v in outputs.items()},
+                            target.reshape(2, 2, -1))
+    assert as_sequence.item() == pytest.approx(per_frame.item())
+
+
+def test_frame_model_with_an_action_unit_head_trains_on_the_stores_units(au_store,
+                                                                         tmp_path) -> None:
+    from affecttrack.features.head_outputs import frame_head_outputs
+    from affecttrack.training.frame_data import frame_set
+    combined = frame_set(au_store.index, "combined", AUS)
+    assert combined.targets.shape[1] == 3 + len(AUS)
+    assert (combined.targets[:, 3:] == -1).any() and (combined.targets[:, 3:] == 1).any()
+    config = FrameTrainConfig(**TINY_FRAME, model="cnn_va_expr7_au8", task="combined",
+                              balance="none", class_balance="sqrt_weights", augment=False)
+    result = train_frame_model(au_store, tmp_path / "au", config, progress=False)
+    run = json.loads((tmp_path / "au" / "run.json").read_text())
+    assert run["data"]["action_units"] == list(AUS)
+    assert len(run["data"]["train_au_counts"]["active"]) == len(AUS)
+    assert load_model_file(result.model_path, "frame")[1]["meta"]["action_units"] == list(AUS)
+    outputs = frame_head_outputs(au_store, result.model_path, np.arange(5))
+    assert outputs["au"].shape == (5, len(AUS))
+    assert ((outputs["au"] > 0) & (outputs["au"] < 1)).all()     # probabilities
+    with pytest.raises(AffectTrackError, match="12 action-unit outputs but the store annotates 8"):
+        train_frame_model(au_store, tmp_path / "wrong", FrameTrainConfig(
+            **TINY_FRAME, model="cnn_va_expr8_au12", task="combined"), progress=False)
+
+
+def test_combined_sequence_model_has_the_stores_heads(au_store, feature_store,
+                                                     tmp_path) -> None:
+    assert au_store.faces.shape == feature_store.features.shape[:1] + (96, 96)   # same faces
+    config = SequenceTrainConfig(model="gru1", task="combined", window=6, stride=2,
+                                 batch_size=8, max_steps=2)
+    result = train_sequence_model(au_store, feature_store, tmp_path / "seq", config,
+                                  progress=False)
+    assert result.monitor == "val/score"
+    model, info = load_model_file(result.model_path, "sequence")
+    assert model.head_sizes == {"va": 2, "expression": 7, "au": len(AUS)}
+    assert info["meta"]["action_units"] == list(AUS)
+    predictions = predict_sequences(au_store, feature_store, result.model_path, split="val")
+    assert list(predictions.columns) == ["video", "frame", "valence", "arousal", "expression",
+                                         *AUS]
+    assert predictions["expression"].between(0, 6).all()
+    assert predictions[list(AUS)].stack().between(0, 1).all()

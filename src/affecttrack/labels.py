@@ -8,6 +8,8 @@ pleasant emotions right, unpleasant left, activated ones up.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from affecttrack.errors import AffectTrackError
@@ -33,6 +35,17 @@ EXPRESSION_CENTROIDS.flags.writeable = False
 # Aff-Wild2's markers for a frame without annotation.
 VA_UNANNOTATED = -5.0
 EXPRESSION_UNANNOTATED = -1
+AU_UNANNOTATED = -1
+
+# The action units Aff-Wild2's AU_Set annotates: 8 in the 2020 release, 12 from 2022 on.
+ACTION_UNITS_2020: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25")
+ACTION_UNITS_LATER: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15",
+                                       "AU23", "AU24", "AU25", "AU26")
+
+
+def sorted_action_units(names: Iterable[str]) -> tuple[str, ...]:
+    """Action-unit names ("AU12") without repeats, in the order of their FACS numbers."""
+    return tuple(sorted(set(names), key=lambda name: (int(name[2:]), name)))
 
 
 def nearest_centroid(valence: np.ndarray | float, arousal: np.ndarray | float,

@@ -10,7 +10,7 @@ texts); decoding, detection and writing happen in `data.store`, where they can b
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,7 +81,7 @@ class FaceGroup:
     """A group of frames: a video, a CK+ sequence, one person's photos.
 
     `labels` has one row per labelled frame (`LABEL_COLUMNS`: valence/arousal NaN and expression
-    -1 where absent), including frames the reader has no image for (Aff-Wild2 labels frames
+    -1 where absent, then a column per action unit the group annotates, -1 where unknown), including frames the reader has no image for (Aff-Wild2 labels frames
     without a face); see `label_table`.
     """
 
@@ -99,6 +99,8 @@ class SourceScan:
     `expressions` names the store's classes (expression k is `expressions[k]`); `config` holds the
     settings that shape the crops (a resumed prepare must use the same); `extra` goes into the
     store's summary as is (a layout name, a label mapping ...). `kind` names what a group is.
+    `action_units` names the store's action-unit columns (empty for sources without them); a
+    group whose labels lack one has it unknown.
     """
 
     source: str
@@ -110,13 +112,15 @@ class SourceScan:
     problems: list[Problem] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    action_units: tuple[str, ...] = ()
 
 
 def label_table(frames: ArrayLike, valence: ArrayLike | None = None,
                 arousal: ArrayLike | None = None,
-                expression: ArrayLike | None = None) -> pd.DataFrame:
+                expression: ArrayLike | None = None,
+                action_units: Mapping[str, ArrayLike] | None = None) -> pd.DataFrame:
     """A group's labels with the store's dtypes, sorted by frame; absent kinds of label are
-    NaN / -1."""
+    NaN / -1. `action_units` maps AU names to 0/1/-1 columns."""
     frames = np.asarray(frames, dtype=np.int32)
 
     def column(values: ArrayLike | None, fill: float, dtype: type) -> np.ndarray:
@@ -127,7 +131,9 @@ def label_table(frames: ArrayLike, valence: ArrayLike | None = None,
     return pd.DataFrame({"frame": frames[order],
                          "valence": column(valence, np.nan, np.float32)[order],
                          "arousal": column(arousal, np.nan, np.float32)[order],
-                         "expression": column(expression, -1, np.int16)[order]})
+                         "expression": column(expression, -1, np.int16)[order],
+                         **{name: column(values, -1, np.int8)[order]
+                            for name, values in (action_units or {}).items()}})
 
 
 def numbered_stem(stem: str) -> tuple[str, int | None]:

@@ -90,8 +90,14 @@ class FaceStore:
             faces = np.load(path / FACES_FILE, mmap_mode="r")
         except (OSError, ValueError) as error:
             raise InputError(path, f"cannot read the face store ({error})") from error
-        _check_store(path, index, faces)
+        _check_store(path, index, faces, tuple(summary.get("action_units", ())))
         return cls(path, index, faces, summary)
+
+    @property
+    def action_units(self) -> tuple[str, ...]:
+        """The index's action-unit columns (0/1, -1 = unknown), e.g. ("AU1", ..., "AU25");
+        empty for stores of sources without them."""
+        return tuple(self.summary.get("action_units", ()))
 
     @property
     def expression_names(self) -> tuple[str, ...]:
@@ -110,11 +116,13 @@ class FaceStore:
         return np.asarray(self.faces[rows])
 
 
-def _check_store(path: Path, index: pd.DataFrame, faces: np.ndarray) -> None:
+def _check_store(path: Path, index: pd.DataFrame, faces: np.ndarray,
+                 action_units: tuple[str, ...]) -> None:
     if faces.dtype != np.uint8 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
         raise InputError(path / FACES_FILE, f"expected uint8 (N, {FACE_SIZE}, {FACE_SIZE}) faces, "
                                             f"found {faces.dtype} {faces.shape}")
-    absent = [column for column in INDEX_COLUMNS if column not in index.columns]
+    absent = [column for column in (*INDEX_COLUMNS, *action_units)
+              if column not in index.columns]
     if absent:
         raise InputError(path / INDEX_FILE, f"index lacks column(s) {', '.join(absent)}")
     if len(index) and index["row"].max() >= len(faces):
@@ -356,7 +364,8 @@ def _lookup(frames: np.ndarray, keys: np.ndarray, values: np.ndarray, missing: A
     return out
 
 
-def _group_index(group: FaceGroup, record: dict[str, Any]) -> dict[str, np.ndarray]:
+def _group_index(group: FaceGroup, record: dict[str, Any],
+                 action_units: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Index columns of one group: frames with a face or a label."""
     tried = (np.asarray(group.reader.frames, dtype=np.int32) if group.reader.frames is not None
              else np.arange(1, record["tried"] + 1, dtype=np.int32))
@@ -370,21 +379,28 @@ def _group_index(group: FaceGroup, record: dict[str, Any]) -> dict[str, np.ndarr
     valence = _lookup(frames, label_frames, labels["valence"].to_numpy(np.float32), np.nan)
     arousal = _lookup(frames, label_frames, labels["arousal"].to_numpy(np.float32), np.nan)
     expression = _lookup(frames, label_frames, labels["expression"].to_numpy(np.int16), -1)
-    keep = (row >= 0) | np.isfinite(valence) | np.isfinite(arousal) | (expression >= 0)
+    units = {name: (_lookup(frames, label_frames, labels[name].to_numpy(np.int8), -1)
+                    if name in labels else np.full(len(frames), -1, dtype=np.int8))
+             for name in action_units}
+    keep = ((row >= 0) | np.isfinite(valence) | np.isfinite(arousal) | (expression >= 0)
+            | np.any([values >= 0 for values in units.values()], axis=0))
     n = int(keep.sum())
     return {"video": np.full(n, group.name, dtype=object), "frame": frames[keep],
             "row": row[keep], "split": np.full(n, group.split, dtype=object),
             "valence": valence[keep], "arousal": arousal[keep], "expression": expression[keep],
-            "subject": np.full(n, group.subject, dtype=object)}
+            "subject": np.full(n, group.subject, dtype=object),
+            **{name: values[keep] for name, values in units.items()}}
 
 
 def _build_index(scan: SourceScan, records: list[dict[str, Any]]) -> pd.DataFrame:
     """The store's index, sorted by (video, frame)."""
     by_group = {record["video"]: record for record in records}
-    parts = [_group_index(group, by_group[group.name]) for group in scan.groups]
+    parts = [_group_index(group, by_group[group.name], scan.action_units)
+             for group in scan.groups]
+    columns = (*INDEX_COLUMNS, *scan.action_units)
     index = pd.DataFrame({column: np.concatenate([part[column] for part in parts]) if parts
-                          else [] for column in INDEX_COLUMNS})
-    index = index.astype(_INDEX_DTYPES)
+                          else [] for column in columns})
+    index = index.astype({**_INDEX_DTYPES, **dict.fromkeys(scan.action_units, np.int8)})
     return index.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
 
 
@@ -409,6 +425,9 @@ def _summary(scan: SourceScan, index: pd.DataFrame, problems: list[Problem]) -> 
     expression = index["expression"].to_numpy()
     usable = expression[(expression >= 0) & (index["row"].to_numpy() >= 0)]
     counts = np.bincount(usable, minlength=len(scan.expressions))
+    units = list(scan.action_units)
+    au = index[units].to_numpy()
+    au_faces = au[index["row"].to_numpy() >= 0]
     return {
         "source": scan.source,
         "root": str(scan.root),
@@ -422,6 +441,12 @@ def _summary(scan: SourceScan, index: pd.DataFrame, problems: list[Problem]) -> 
         "labelled_va": _per_split(index, np.isfinite(index["valence"].to_numpy())),
         "labelled_expression": _per_split(index, expression >= 0),
         "expression_counts": dict(zip(scan.expressions, counts.tolist())),  # labelled faces
+        **({"action_units": units,
+            "labelled_au": _per_split(index, (au >= 0).any(axis=1)),
+            # labelled faces per AU: how many show it of how many are known
+            "au_counts": {name: {"active": int((au_faces[:, k] == 1).sum()),
+                                 "known": int((au_faces[:, k] >= 0).sum())}
+                          for k, name in enumerate(units)}} if units else {}),
         "skipped": skipped,
     }
 
@@ -438,6 +463,10 @@ def describe_store(summary: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{name} {count}" for name, count in
                           summary.get("expression_counts", {}).items())
         lines.append(f"  expressions: {shown}")
+    if summary.get("au_counts"):
+        shown = ", ".join(f"{name} {entry['active']}/{entry['known']}"
+                          for name, entry in summary["au_counts"].items())
+        lines.append(f"  action units (active/known faces): {shown}")
     return [*lines, *(f"  skipped {line}" for line in skipped)]
 
 

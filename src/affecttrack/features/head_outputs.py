@@ -19,8 +19,8 @@ from ..training.frame_data import FaceFrames, FrameSet
 
 def frame_head_outputs(store: FaceStore, model_path: Path, rows: np.ndarray,
                        batch_size: int = 256) -> dict[str, np.ndarray]:
-    """head name -> (len(rows), head size) float32 outputs (expression: class probabilities)
-    for the faces at `rows` of the store, in the order given."""
+    """head name -> (len(rows), head size) float32 outputs (expression: class probabilities,
+    au: each unit's probability of being active) for the faces at `rows` of the store, in the order given."""
     model, _ = load_model_file(model_path, "frame")
     rows = np.asarray(rows, dtype=np.int64)
     outputs = {name: np.empty((len(rows), size), np.float32)
@@ -32,5 +32,7 @@ def frame_head_outputs(store: FaceStore, model_path: Path, rows: np.ndarray,
             for name, value in model(x).items():
                 if name == "expression":
                     value = torch.softmax(value, dim=1)
+                elif name == "au":
+                    value = torch.sigmoid(value)
                 outputs[name][where.numpy()] = value.float().numpy()
     return outputs

@@ -90,7 +90,7 @@ class AffectModel:
 
     def _va_source(self) -> str:
         sequence = self.bundle.sequence
-        if sequence is not None and sequence.head.out_features == 2:
+        if sequence is not None and "va" in sequence.head_sizes:
             return "sequence model"
         if "va" in self.frame.heads:
             return "frame model"
@@ -228,7 +228,7 @@ class VideoRun:
                 self.streams[face_id] = stream
             numbers = [found[with_face[row]][0].number for row in rows]
             with one_thread():
-                va[rows] = stream.push(features[rows], numbers)
+                va[rows] = stream.push(features[rows], numbers)[:, stream.model.head_slice("va")]
         self.times.sequence += time.perf_counter() - clock
         return np.clip(va, -1.0, 1.0)
 

@@ -262,7 +262,7 @@ def _explain_window(bundle: Bundle, frames: list[DecodedFrame], detector: FaceDe
         features = bundle.frame.features(faces_to_input(np.stack(crops)))
         output = 1 if target.name == "arousal" else 0
         value = float(bundle.sequence(features[None])[0, -1, output])
-    name = VA_NAMES[output] if bundle.sequence.head.out_features == 2 else f"output {output}"
+    name = VA_NAMES[output] if "va" in bundle.sequence.head_sizes else f"output {output}"
     importance = temporal_importance(bundle.sequence, features.numpy(), output,
                                      n_steps=settings.n_steps)
     title = (f"which frames drive the sequence network's {name} at frame {numbers[-1]} "

@@ -42,6 +42,12 @@ FRAME_MODELS: dict[str, ModelSpec] = {
                               {"heads": {"va": 2, "expression": 7}}),
     "cnn_va_expr8": ModelSpec("paper CNN, valence/arousal and 8 expressions from one trunk",
                               {"heads": {"va": 2, "expression": 8}}),
+    "cnn_va_expr7_au8": ModelSpec("paper CNN, valence/arousal, 7 expressions and Aff-Wild2 "
+                                  "2020's 8 action units from one trunk",
+                                  {"heads": {"va": 2, "expression": 7, "au": 8}}),
+    "cnn_va_expr8_au12": ModelSpec("paper CNN, valence/arousal, 8 expressions (with Other) and "
+                                   "the later ABAW releases' 12 action units from one trunk",
+                                   {"heads": {"va": 2, "expression": 8, "au": 12}}),
 }
 
 SEQUENCE_MODELS: dict[str, ModelSpec] = {

@@ -11,7 +11,7 @@ express.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -24,15 +24,19 @@ State = list[Any]
 
 
 class SequenceRNN(nn.Module):
-    """(B, T, input_dim) features -> (B, T, output_dim): one prediction per time step.
+    """(B, T, input_dim) features -> (B, T, outputs): one prediction per time step.
 
-    Many-to-one use reads the last step; at prediction time one pass over a whole run of frames
-    gives every frame's output in O(T).
+    `heads` name the outputs as the frame CNN's do ({"va": 2} by default; a combined model adds
+    "expression" logits and "au" logits): one linear layer computes them all, concatenated in
+    that order, and `split_heads` names the parts. Many-to-one use reads the last step; at
+    prediction time one pass over a whole run of frames gives every frame's output in O(T).
     """
 
     def __init__(self, cell: str = "gru", hidden_sizes: Sequence[int] = (100, 100, 50),
-                 input_dim: int = 300, output_dim: int = 2, input_dropout: float = 0.0) -> None:
+                 input_dim: int = 300, heads: Mapping[str, int] | None = None,
+                 input_dropout: float = 0.0) -> None:
         super().__init__()
+        self.head_sizes = dict(heads) if heads is not None else {"va": 2}
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}; expected one of {sorted(CELLS)}")
         if not hidden_sizes:
@@ -46,7 +50,7 @@ class SequenceRNN(nn.Module):
         sizes = [input_dim, *hidden_sizes]
         self.layers = nn.ModuleList(CELLS[cell](n_in, n_out, batch_first=True)
                                     for n_in, n_out in pairwise(sizes))
-        self.head = nn.Linear(sizes[-1], output_dim)
+        self.head = nn.Linear(sizes[-1], sum(self.head_sizes.values()))
         self.reset_parameters()
 
     def standardize_inputs(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -68,6 +72,20 @@ class SequenceRNN(nn.Module):
                     layer.bias_ih_l0[hidden:2 * hidden].fill_(1.0)
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+
+    def head_slice(self, name: str) -> slice:
+        """Where head `name` lies among the concatenated outputs."""
+        start = 0
+        for head, size in self.head_sizes.items():
+            if head == name:
+                return slice(start, start + size)
+            start += size
+        raise KeyError(f"the sequence model has no {name!r} head (heads: "
+                       f"{', '.join(self.head_sizes)})")
+
+    def split_heads(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The outputs (..., total) as head name -> (..., head size)."""
+        return {name: output[..., self.head_slice(name)] for name in self.head_sizes}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_state(x)[0]

@@ -32,6 +32,7 @@ from rich.console import Console
 
 from ..data.store import FaceStore, describe_store, prepare_affwild2
 from ..errors import AffectTrackError
+from ..evaluation.action_units import action_unit_metrics
 from ..evaluation.classification import classification_metrics
 from ..evaluation.metrics import va_metrics
 from ..evaluation.va_mapping import mapping_report
@@ -41,19 +42,26 @@ from ..runinfo import write_json_atomic, write_run_info, write_text_atomic
 from ..training.frame import FrameTrainConfig, train_frame_model
 from ..training.splits import subject_holdout
 
-VARIANTS = {"expression": "cnn_expr{k}", "va": "cnn_va", "combined": "cnn_va_expr{k}"}
+# variant -> frame model ({k}: the store's classes, {m}: its action units) and task
+VARIANTS = {"expression": ("cnn_expr{k}", "expression"), "va": ("cnn_va", "va"),
+            "combined": ("cnn_va_expr{k}", "combined"),
+            "combined_au": ("cnn_va_expr{k}_au{m}", "combined")}
+DEFAULT_VARIANTS = ("expression", "va", "combined")
 SCORES = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ccc_valence", "CCC valence"),
-          ("ccc_arousal", "CCC arousal"), ("ccc_mean", "mean CCC"))
+          ("ccc_arousal", "CCC arousal"), ("ccc_mean", "mean CCC"), ("au_f1", "AU F1"))
 
 
 @dataclass
 class MultitaskConfig:
     """Data (`root`: an Aff-Wild2-layout tree prepared into OUT/store, or `store`: a face store
-    with both kinds of labels), the variants and seeds compared, and the split scored."""
+    with both kinds of labels), the variants and seeds compared, and the split scored.
+
+    `combined_au` adds the action-unit head (Aff-Wild2's AU_Set) to the combined model, for a
+    store that has action units: does a third kind of label help the other two?"""
 
     root: str | None = None
     store: str | None = None
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     test_split: str = "val"
     val_fraction: float = 0.1
@@ -82,6 +90,9 @@ def run_multitask(out_dir: Path, config: MultitaskConfig,
     console = console or Console()
     out_dir = Path(out_dir)
     store = _open_store(config, out_dir, console)
+    if "combined_au" in config.variants and not store.action_units:
+        raise AffectTrackError(f"{store.path}: variant combined_au needs action-unit labels "
+                               "(Aff-Wild2's AU_Set); this store has none")
     frames = _frames(store, config)
     write_run_info(out_dir, stage="multitask", config=config, seed=config.split_seed,
                    data_summary={"store": str(store.path), **{
@@ -119,8 +130,9 @@ def _open_store(config: MultitaskConfig, out_dir: Path, console: Console) -> Fac
 def _frames(store: FaceStore, config: MultitaskConfig) -> Frames:
     """Training, early-stopping and test frames (faces with any label), the same for all runs."""
     index = store.index
+    has_au = (index[list(store.action_units)] >= 0).any(axis=1)
     labelled = index[(index["row"] >= 0) & ((index["expression"] >= 0)
-                                           | index["valence"].notna())]
+                                           | index["valence"].notna() | has_au)]
     train = labelled[labelled["split"] == "train"]
     test = labelled[labelled["split"] == config.test_split]
     if train.empty or test.empty:
@@ -137,13 +149,14 @@ def _frames(store: FaceStore, config: MultitaskConfig) -> Frames:
 def _run_one(store: FaceStore, frames: Frames, config: MultitaskConfig, variant: str,
              seed: int, out_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     run_dir = out_dir / variant / f"seed_{seed}"
-    model = VARIANTS[variant].format(k=len(store.expression_names))
-    frame_config = replace(config.frame, model=model, task=variant, seed=seed)
+    name, task = VARIANTS[variant]
+    model = name.format(k=len(store.expression_names), m=len(store.action_units))
+    frame_config = replace(config.frame, model=model, task=task, seed=seed)
     result = train_frame_model(store, run_dir / "model", frame_config,
                                train_frames=frames.train, val_frames=frames.val)
     test = frames.test
     outputs = frame_head_outputs(store, result.model_path, test["row"].to_numpy())
-    scores = test_scores(test, outputs, store.expression_names)
+    scores = test_scores(test, outputs, store.expression_names, store.action_units)
     entry = {"variant": variant, "seed": seed, "model": model, "steps": result.global_step,
              **scores}
     write_json_atomic(run_dir / "metrics.json", entry)
@@ -171,10 +184,10 @@ def _mapping(test: pd.DataFrame, outputs: dict[int, dict[str, np.ndarray]],
             "file": "mapping.json", "figure": "category_map.png"}
 
 
-def test_scores(test: pd.DataFrame, outputs: dict[str, np.ndarray],
-                names: tuple[str, ...]) -> dict[str, float | None]:
-    """Accuracy and macro-F1 on test frames with a class, CCCs on those with valence/arousal;
-    None for what the model has no head for."""
+def test_scores(test: pd.DataFrame, outputs: dict[str, np.ndarray], names: tuple[str, ...],
+                action_units: tuple[str, ...] = ()) -> dict[str, float | None]:
+    """Accuracy and macro-F1 on test frames with a class, CCCs on those with valence/arousal,
+    mean F1 over action units where each is known; None for what the model has no head for."""
     scores: dict[str, float | None] = {key: None for key, _ in SCORES}
     has_class = test["expression"].to_numpy() >= 0
     if "expression" in outputs and has_class.any():
@@ -187,6 +200,10 @@ def test_scores(test: pd.DataFrame, outputs: dict[str, np.ndarray],
                              outputs["va"][has_va])
         scores.update(ccc_valence=metrics["valence"]["ccc"],
                       ccc_arousal=metrics["arousal"]["ccc"], ccc_mean=metrics["mean_ccc"])
+    units = list(action_units)
+    if "au" in outputs and (test[units] >= 0).to_numpy().any():
+        scores["au_f1"] = action_unit_metrics(test[units].to_numpy(), outputs["au"],
+                                              units)["f1_mean"]
     return scores
 
 

@@ -23,6 +23,7 @@ from ..runinfo import write_run_info
 from .frame_data import (
     FrameDataModule,
     FrameSet,
+    action_unit_counts,
     balanced,
     balanced_classes,
     capped,
@@ -54,12 +55,15 @@ CLASS_BALANCES = ("none", "downsample", *WEIGHT_POWERS)
 class FrameTrainConfig(RunConfig):
     """Settings of one frame-model training run (see the module docstring for the defaults).
 
-    `task`: va, expression, or combined (both heads, masked losses weighted by `va_weight` and
-    `expression_weight`; needs a model with both heads, such as cnn_va_expr7).
+    `task`: va, expression, or combined (every head the model has among valence/arousal,
+    expression and action units, masked losses weighted by `va_weight`, `expression_weight` and
+    `au_weight`; needs a model with two heads at least, such as cnn_va_expr7 or
+    cnn_va_expr7_au8, whose action units are the store's).
     `balance` (none, subset1, subset2, subset3) balances valence/arousal bins (va and combined);
     `class_balance` the classes (expression and combined): none, downsample (the paper's remedy:
     every class cut to the rarest one's size), weights (inverse-frequency weights in the loss) or
-    sqrt_weights (their square root, softer on very skewed data).
+    sqrt_weights (their square root, softer on very skewed data); the weights options also weigh
+    each action unit's active frames by its inactive/active ratio (or its square root).
     `val_max_frames` caps validation to a fixed, seeded random subset of frames.
     """
 
@@ -72,6 +76,7 @@ class FrameTrainConfig(RunConfig):
     val_max_frames: int | None = None
     va_weight: float = 1.0
     expression_weight: float = 1.0
+    au_weight: float = 1.0
     optimizer: str = "sgd"
     lr: float = 0.01
     weight_decay: float = 1e-4
@@ -95,12 +100,15 @@ class FrameModule(TaskModule):
                  optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 1e-4, keras_decay: float = 1e-5,
                  warmup_steps: int = 0, channels_last: bool = False,
-                 class_counts: list[int] | None = None, weight_power: float = 1.0,
-                 va_weight: float = 1.0, expression_weight: float = 1.0) -> None:
+                 class_counts: list[int] | None = None,
+                 au_counts: dict[str, list[int]] | None = None, weight_power: float = 1.0,
+                 va_weight: float = 1.0, expression_weight: float = 1.0,
+                 au_weight: float = 1.0) -> None:
         network = create_frame_model(model)
         super().__init__(make_task(task, loss=loss, heads=network.head_sizes,
-                                   class_counts=class_counts, weight_power=weight_power,
-                                   va_weight=va_weight, expression_weight=expression_weight),
+                                   class_counts=class_counts, au_counts=au_counts,
+                                   weight_power=weight_power, va_weight=va_weight,
+                                   expression_weight=expression_weight, au_weight=au_weight),
                          optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
                          keras_decay=keras_decay, warmup_steps=warmup_steps)
         self.save_hyperparameters()
@@ -131,12 +139,14 @@ def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig 
     datamodule, summary = _frame_data(store, config, train_frames, val_frames)
     weighted = config.class_balance in WEIGHT_POWERS
     class_counts = summary["train_class_counts"] if weighted else None
+    au_counts = summary.get("train_au_counts") if weighted else None
     module = FrameModule(config.model, config.task, config.loss, config.optimizer, config.lr,
                          config.momentum, config.weight_decay, config.keras_decay,
                          config.warmup_steps, channels_last=channels_last_for(precision),
-                         class_counts=class_counts,
+                         class_counts=class_counts, au_counts=au_counts,
                          weight_power=WEIGHT_POWERS.get(config.class_balance, 1.0),
-                         va_weight=config.va_weight, expression_weight=config.expression_weight)
+                         va_weight=config.va_weight, expression_weight=config.expression_weight,
+                         au_weight=config.au_weight)
     _check_classes(store, config, datamodule, module.task)
     trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)
@@ -146,8 +156,10 @@ def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig 
     def export(checkpoint: Path) -> Path:
         trained = FrameModule.load_from_checkpoint(checkpoint, map_location="cpu")
         return save_model_file(out_dir / MODEL_FILE, trained.model, kind="frame",
-                               name=config.model, meta={"task": config.task,
-                                                        "checkpoint": str(checkpoint)})
+                               name=config.model, meta={
+                                   "task": config.task, "checkpoint": str(checkpoint),
+                                   **({"action_units": summary["action_units"]}
+                                      if "action_units" in summary else {})})
 
     return fit_and_finish(trainer, module, datamodule, out_dir, export)
 
@@ -159,11 +171,13 @@ def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.Dat
         raise AffectTrackError("train_frame_model: give both train_frames and val_frames, or "
                                "neither")
     explicit = train_frames is not None and val_frames is not None
+    units = _action_units(store, config)
     if explicit:
-        train, val = frame_set(train_frames, config.task), frame_set(val_frames, config.task)
+        train = frame_set(train_frames, config.task, units)
+        val = frame_set(val_frames, config.task, units)
     else:
-        train = labelled_frames(store.index, "train", config.task)
-        val = labelled_frames(store.index, "val", config.task)
+        train = labelled_frames(store.index, "train", config.task, units)
+        val = labelled_frames(store.index, "val", config.task, units)
     used = _balanced_training(train, config)
     if len(train) and not len(used):
         raise AffectTrackError(f"{store.path}: balancing ({config.balance}) kept none of the "
@@ -178,10 +192,28 @@ def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.Dat
     if config.task != "va":
         classes = expression_targets(used)
         summary["train_class_counts"] = np.bincount(classes[classes >= 0]).tolist()
+    if units:
+        summary["action_units"] = list(units)
+        summary["train_au_counts"] = action_unit_counts(used, len(units))
     datamodule = FrameDataModule(Path(store.path) / "faces.npy", used, val_used,
                                  batch_size=config.batch_size, augment=config.augment,
                                  num_workers=config.num_workers)
     return datamodule, summary
+
+
+def _action_units(store: FaceStore, config: FrameTrainConfig) -> tuple[str, ...]:
+    """The store's action units when the run trains an action-unit head (refused when the head
+    and the store disagree on how many there are), else none."""
+    sizes = create_frame_model(config.model).head_sizes
+    if config.task != "combined" or "au" not in sizes:
+        return ()
+    units = store.action_units
+    if sizes["au"] != len(units):
+        found = f"{len(units)} ({', '.join(units)})" if units else "none"
+        raise AffectTrackError(f"{store.path}: model {config.model!r} has {sizes['au']} "
+                               f"action-unit outputs but the store annotates {found}; pick a "
+                               "model with one output per action unit of the store")
+    return units
 
 
 def _balanced_training(train: FrameSet, config: FrameTrainConfig) -> FrameSet:

@@ -25,7 +25,8 @@ from .batching import Batch, BatchDataset, TrainValDataModule
 
 @dataclass(frozen=True)
 class FrameSet:
-    """Face-store rows and their targets: (n, 2) float32 valence/arousal or (n,) int64 classes."""
+    """Face-store rows and their targets: (n, 2) float32 valence/arousal, (n,) int64 classes or
+    (n, 3 + units) float32 combined targets (see `frame_set`)."""
 
     rows: np.ndarray
     targets: np.ndarray
@@ -37,20 +38,22 @@ class FrameSet:
         return FrameSet(self.rows[mask_or_index], self.targets[mask_or_index])
 
 
-def labelled_frames(index: pd.DataFrame, split: str, task: str) -> FrameSet:
+def labelled_frames(index: pd.DataFrame, split: str, task: str,
+                    action_units: tuple[str, ...] = ()) -> FrameSet:
     """Frames of `split` that have a face and a label for `task` (see `frame_set`)."""
-    return frame_set(index[index["split"] == split], task)
+    return frame_set(index[index["split"] == split], task, action_units)
 
 
-def frame_set(frames: pd.DataFrame, task: str) -> FrameSet:
+def frame_set(frames: pd.DataFrame, task: str, action_units: tuple[str, ...] = ()) -> FrameSet:
     """Those of `frames` (rows of a face-store index, e.g. one side of a protocol's split) that
     have a face and a label for `task`: "va" -> (n, 2) valence/arousal, "expression" -> (n,)
-    classes, "combined" -> (n, 3) valence, arousal (NaN = none), class (-1 = none) for frames
-    with either label."""
+    classes, "combined" -> (n, 3 + units) valence, arousal (NaN = none), class (-1 = none) and
+    the `action_units` columns (-1 = unknown), for frames with any of these labels."""
     has_va = frames["valence"].notna() & frames["arousal"].notna()
     has_expression = frames["expression"] >= 0
+    has_au = (frames[list(action_units)] >= 0).any(axis=1)
     labelled = {"va": has_va, "expression": has_expression,
-                "combined": has_va | has_expression}[task]
+                "combined": has_va | has_expression | has_au}[task]
     frames = frames[(frames["row"] >= 0) & labelled]
     if task == "va":
         targets = frames[["valence", "arousal"]].to_numpy(np.float32)
@@ -60,8 +63,17 @@ def frame_set(frames: pd.DataFrame, task: str) -> FrameSet:
         targets = np.column_stack([
             frames["valence"].where(has_va).to_numpy(np.float32),
             frames["arousal"].where(has_va).to_numpy(np.float32),
-            frames["expression"].to_numpy(np.float32)])
+            frames["expression"].to_numpy(np.float32),
+            frames[list(action_units)].to_numpy(np.float32)])
     return FrameSet(frames["row"].to_numpy(np.int64), targets)
+
+
+def action_unit_counts(frames: FrameSet, units: int) -> dict[str, list[int]]:
+    """Per action unit, the frames where it is active and where it is known (combined targets
+    whose last `units` columns are action units)."""
+    au = frames.targets[:, frames.targets.shape[1] - units:] if units else np.zeros((0, 0))
+    return {"active": (au == 1).sum(axis=0).astype(int).tolist(),
+            "known": (au >= 0).sum(axis=0).astype(int).tolist()}
 
 
 def balanced(frames: FrameSet, subset: str, seed: int) -> FrameSet:

@@ -1,7 +1,9 @@
 """Training the sequence model on frame features, and predicting whole videos with it.
 
 Training sees windows of `window` consecutive frames that all have a face and a label (DESIGN:
-no gaps). many_to_many scores every step of a window; many_to_one (the public code) scores only
+no gaps). The task is valence/arousal (the paper's), or `combined`: the same heads as a combined
+frame model (valence/arousal, expression, action units: those the store labels), losses masked
+per frame where a label is missing. many_to_many scores every step of a window; many_to_one (the public code) scores only
 the frame right after the window. Adam at 1e-3 is the default here: it trains the GRU within a
 minute on a CPU where SGD at 0.01 would need far longer. Precision defaults to float32: CPU
 autocast keeps nn.GRU/RNN/LSTM in float32 (only the small linear head would run in bf16), and on
@@ -30,7 +32,7 @@ from .batching import TrainValDataModule
 from .module import TaskModule
 from .precision import choose_precision
 from .sequence_data import SequenceWindows, SplitTable
-from .tasks import VATask
+from .tasks import CombinedTask, make_task
 from .trainer import (
     RunConfig,
     TrainResult,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from ..features.store import FeatureStore
 
 MODEL_FILE = "sequence_model.pt"
+SEQUENCE_TASKS = ("va", "combined")
 
 
 @dataclass
@@ -51,6 +54,7 @@ class SequenceTrainConfig(RunConfig):
     """Settings of one sequence-model training run."""
 
     model: str = "gru3"
+    task: str = "va"
     window: int = 100
     stride: int = 10
     target: str = "many_to_many"
@@ -68,21 +72,28 @@ class SequenceModule(TaskModule):
     def __init__(self, model: str = "gru3", target: str = "many_to_many", loss: str = "ccc",
                  optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 0.0, keras_decay: float = 0.0, warmup_steps: int = 0,
-                 input_dropout: float = 0.3, input_dim: int = 300) -> None:
+                 input_dropout: float = 0.3, input_dim: int = 300, task: str = "va",
+                 heads: dict[str, int] | None = None) -> None:
         if target not in TARGETS:
             raise AffectTrackError(f"unknown sequence target {target!r}; expected one of "
                                    f"{', '.join(TARGETS)}")
-        super().__init__(VATask(loss), optimizer=optimizer, lr=lr, momentum=momentum,
-                         weight_decay=weight_decay, keras_decay=keras_decay,
+        if task not in SEQUENCE_TASKS:
+            raise AffectTrackError(f"unknown sequence task {task!r}; expected one of "
+                                   f"{', '.join(SEQUENCE_TASKS)}")
+        heads = heads or {"va": 2}
+        super().__init__(make_task(task, loss=loss, heads=heads), optimizer=optimizer, lr=lr,
+                         momentum=momentum, weight_decay=weight_decay, keras_decay=keras_decay,
                          warmup_steps=warmup_steps)
         self.save_hyperparameters()
-        self.model = create_sequence_model(model, input_dim=input_dim,
+        self.model = create_sequence_model(model, input_dim=input_dim, heads=heads,
                                            input_dropout=input_dropout)
         self.many_to_one = target == "many_to_one"
+        self.combined = isinstance(self.task, CombinedTask)
 
-    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+    def outputs(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         out = self.model(x)
-        return out[:, -1] if self.many_to_one else out
+        out = out[:, -1] if self.many_to_one else out
+        return self.model.split_heads(out) if self.combined else out
 
 
 def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out_dir: Path,
@@ -98,11 +109,13 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     feature_store.require_rows(face_store.faces.shape[0], face_store.path)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
+    heads = sequence_heads(face_store, config.task)
     datamodule, summary = _sequence_data(face_store, feature_store, config)
     input_dim = feature_store.features.shape[1]
     module = SequenceModule(config.model, config.target, config.loss, config.optimizer, config.lr,
                             config.momentum, config.weight_decay, config.keras_decay,
-                            config.warmup_steps, config.input_dropout, input_dim)
+                            config.warmup_steps, config.input_dropout, input_dim, config.task,
+                            heads)
     module.model.standardize_inputs(*_train_feature_statistics(face_store, feature_store))
     trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)
@@ -112,11 +125,34 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     def export(checkpoint: Path) -> Path:
         trained = SequenceModule.load_from_checkpoint(checkpoint, map_location="cpu")
         return save_model_file(out_dir / MODEL_FILE, trained.model, kind="sequence",
-                               name=config.model, overrides={"input_dim": input_dim},
+                               name=config.model,
+                               overrides={"input_dim": input_dim, "heads": heads},
                                meta={"target": config.target, "window": config.window,
-                                     "checkpoint": str(checkpoint)})
+                                     "task": config.task, "checkpoint": str(checkpoint),
+                                     **({"expressions": list(face_store.expression_names),
+                                         "action_units": list(face_store.action_units)}
+                                        if config.task == "combined" else {})})
 
     return fit_and_finish(trainer, module, datamodule, out_dir, export)
+
+
+def sequence_heads(face_store: FaceStore, task: str) -> dict[str, int]:
+    """The heads a sequence model of `task` gets: valence/arousal for "va"; for "combined" each
+    of valence/arousal, expression and action units that the training split labels, in that
+    order (a head with no label to learn from would never be scored)."""
+    if task != "combined":
+        return {"va": 2}
+    train = face_store.index[face_store.index["split"] == "train"]
+    units = list(face_store.action_units)
+    labelled = {"va": (2, bool(train["valence"].notna().any())),
+                "expression": (len(face_store.expression_names),
+                               bool((train["expression"] >= 0).any())),
+                "au": (len(units), bool(units) and bool((train[units] >= 0).to_numpy().any()))}
+    heads = {name: size for name, (size, present) in labelled.items() if present}
+    if len(heads) < 2:
+        raise AffectTrackError(f"{face_store.path}: a combined sequence model needs two kinds of "
+                               f"label in the train split; it has {', '.join(heads) or 'none'}")
+    return heads
 
 
 def _train_feature_statistics(face_store: FaceStore,
@@ -133,7 +169,8 @@ def _sequence_data(face_store: FaceStore, feature_store: FeatureStore,
     windows, summary = {}, {"face_store": str(face_store.path),
                             "feature_store": str(feature_store.path)}
     for split in ("train", "val"):
-        table = SplitTable.build(face_store.index, split)
+        table = SplitTable.build(face_store.index, split, combined=config.task == "combined",
+                                 action_units=face_store.action_units)
         starts = table.training_windows(config.window, config.stride, config.target)
         if len(starts) == 0:
             raise AffectTrackError(
@@ -150,31 +187,48 @@ def _sequence_data(face_store: FaceStore, feature_store: FeatureStore,
 
 def predict_sequences(face_store: FaceStore, feature_store: FeatureStore, model_path: Path,
                       split: str | None = "val") -> pd.DataFrame:
-    """Per-frame valence/arousal (video, frame, valence, arousal) for every frame with a face.
+    """Per-frame predictions (video, frame, valence, arousal) for every frame with a face.
 
     One pass of the model over each gap-free run of frames with a face (labels are not needed).
     A many_to_many model's output at step t is frame t's prediction. A many_to_one model was trained
     to predict the frame after its inputs, so its output at step t is its prediction for frame t+1:
     outputs are shifted by one, and the first frame of a run, with no earlier frame to predict it
     from, takes the output after seeing itself. Frames without a face get no row; fill them with
-    `affecttrack.data.sequences.fill_missing`.
+    `affecttrack.data.sequences.fill_missing`. A combined model adds `expression` (the most
+    probable class, an index into the store's names) and one probability column per action unit.
     """
     feature_store.require_rows(face_store.faces.shape[0], face_store.path)
     model, info = load_model_file(model_path, "sequence")
     many_to_one = info["meta"].get("target") == "many_to_one"
+    units = info["meta"].get("action_units", [])
     table = SplitTable.build(face_store.index, split)
-    parts: list[pd.DataFrame] = []
+    parts: list[pd.DataFrame] = [_prediction_frame(np.zeros(0, dtype=object),
+                                                   np.zeros(0, dtype=np.int64),
+                                                   _empty_outputs(model), units)]
     with torch.inference_mode():
         for start, stop in table.runs(table.has_face):
             x = torch.from_numpy(np.asarray(feature_store.features[table.rows[start:stop]]))
-            out = model(x.unsqueeze(0))[0].float().numpy()
+            out = model(x.unsqueeze(0))[0].float()
             if many_to_one:
-                out = np.concatenate([out[:1], out[:-1]])
-            parts.append(pd.DataFrame({"video": table.videos[start:stop],
-                                       "frame": table.frames[start:stop],
-                                       "valence": out[:, 0], "arousal": out[:, 1]}))
-    if not parts:
-        return pd.DataFrame({"video": pd.Series(dtype=object), "frame": pd.Series(dtype=np.int64),
-                             "valence": pd.Series(dtype=np.float32),
-                             "arousal": pd.Series(dtype=np.float32)})
+                out = torch.cat([out[:1], out[:-1]])
+            parts.append(_prediction_frame(table.videos[start:stop], table.frames[start:stop],
+                                           model.split_heads(out), units))
     return pd.concat(parts, ignore_index=True)
+
+
+def _empty_outputs(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: torch.zeros((0, size)) for name, size in model.head_sizes.items()}
+
+
+def _prediction_frame(videos: np.ndarray, frames: np.ndarray, heads: dict[str, torch.Tensor],
+                      units: list[str]) -> pd.DataFrame:
+    """One run's rows: valence/arousal (NaN without that head), the class, AU probabilities."""
+    va = heads["va"].numpy() if "va" in heads else np.full((len(frames), 2), np.nan, np.float32)
+    columns: dict[str, np.ndarray] = {"video": videos, "frame": np.asarray(frames, np.int64),
+                                      "valence": va[:, 0], "arousal": va[:, 1]}
+    if "expression" in heads:
+        columns["expression"] = heads["expression"].argmax(dim=-1).numpy().astype(np.int64)
+    if "au" in heads:
+        probabilities = torch.sigmoid(heads["au"]).numpy()
+        columns.update({name: probabilities[:, k] for k, name in enumerate(units)})
+    return pd.DataFrame(columns)

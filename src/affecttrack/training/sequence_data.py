@@ -22,7 +22,8 @@ from .batching import Batch, BatchDataset
 class SplitTable:
     """One split's frames in (video, frame) order: face-store rows (-1: no face) and targets.
 
-    `targets` is (P, 2) valence/arousal, NaN where unlabelled.
+    `targets` is (P, 2) valence/arousal, NaN where unlabelled, or for a combined model (P, 3 +
+    units): valence, arousal, the class (-1 = none) and each action unit (-1 = unknown).
     """
 
     videos: np.ndarray
@@ -31,11 +32,13 @@ class SplitTable:
     targets: torch.Tensor
 
     @classmethod
-    def build(cls, index: pd.DataFrame, split: str | None) -> SplitTable:
-        """The frames of `split` (all splits for None)."""
+    def build(cls, index: pd.DataFrame, split: str | None, *, combined: bool = False,
+              action_units: tuple[str, ...] = ()) -> SplitTable:
+        """The frames of `split` (all splits for None), with combined targets if asked."""
         table = index if split is None else index[index["split"] == split]
         table = table.sort_values(["video", "frame"], kind="stable")
-        targets = table[["valence", "arousal"]].to_numpy(np.float32, copy=True)
+        columns = ["valence", "arousal", *(["expression", *action_units] if combined else [])]
+        targets = table[columns].to_numpy(np.float32, copy=True)
         return cls(videos=table["video"].to_numpy(), frames=table["frame"].to_numpy(np.int64),
                    rows=table["row"].to_numpy(np.int64), targets=torch.from_numpy(targets))
 
@@ -45,7 +48,11 @@ class SplitTable:
 
     @property
     def labelled(self) -> np.ndarray:
-        return ~torch.isnan(self.targets).any(dim=1).numpy()
+        """Frames with valence/arousal, or with any label at all for combined targets."""
+        labelled = ~torch.isnan(self.targets[:, :2]).any(dim=1)
+        if self.targets.shape[1] > 2:
+            labelled |= (self.targets[:, 2:] >= 0).any(dim=1)
+        return labelled.numpy()
 
     def gather(self, features: np.ndarray) -> torch.Tensor:
         """(P, D) features of the table's frames in RAM (zeros where there is no face)."""
@@ -78,7 +85,7 @@ class SplitTable:
 
 
 class SequenceWindows(BatchDataset):
-    """Windows of (P, D) `features` with their (P, 2) `targets` per step (many_to_many) or the
+    """Windows of (P, D) `features` with their (P, C) `targets` per step (many_to_many) or the
     frame after the window (many_to_one); `starts` are window start positions."""
 
     def __init__(self, features: torch.Tensor, targets: torch.Tensor, starts: np.ndarray,

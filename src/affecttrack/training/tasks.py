@@ -7,21 +7,24 @@ step logic, and lets the sequence model reuse the valence/arousal task unchanged
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MultilabelF1Score,
+)
 from torchmetrics.regression import ConcordanceCorrCoef
 
 from ..errors import AffectTrackError
 from ..models.losses import VA_LOSSES
 
 TASKS = ("va", "expression", "combined")
-# Columns of a combined task's targets: valence, arousal (NaN = not annotated) and the expression
-# class as a float (-1 = not annotated).
-COMBINED_TARGETS = ("valence", "arousal", "expression")
 
 
 @dataclass(frozen=True)
@@ -90,62 +93,140 @@ class ExpressionTask:
 
 
 @dataclass(frozen=True)
-class CombinedTask:
-    """Valence/arousal and expression from one network, on frames where either label may be
-    missing (the follow-up paper's joint training).
+class ActionUnitTask:
+    """Action-unit detection: one independent yes/no output per unit (Aff-Wild2's 8 or 12).
 
-    The loss is `va_weight` x the valence/arousal loss over the batch's frames that have
-    valence/arousal, plus `expression_weight` x the cross-entropy over those with an expression:
-    a missing label adds nothing, so a dataset labelled one way only still trains the other head
-    on the frames that have it. Checkpoints and early stopping follow `val/score`, the mean of
-    the mean CCC and the macro-F1, so neither head is sacrificed for the other.
+    Binary cross-entropy over the entries that are known (-1 = unknown adds nothing), optionally
+    with `pos_weights` (one per unit) that make the rarely active units count more; scored by
+    F1 per unit, averaged over units, as the ABAW challenges score AU detection.
     """
 
-    va: VATask
-    expression: ExpressionTask
+    num_units: int
+    pos_weights: tuple[float, ...] | None = None
+    head: str = "au"
+    monitor: str = "val/au_f1"
+
+    def select(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return outputs[self.head]
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        known = target >= 0
+        weight = None if self.pos_weights is None else torch.tensor(
+            self.pos_weights, dtype=torch.float32, device=output.device).expand_as(output)[known]
+        return F.binary_cross_entropy_with_logits(output.float()[known],
+                                                  target[known].float(), pos_weight=weight)
+
+    def make_metric(self) -> Metric:
+        return MultilabelF1Score(num_labels=self.num_units, average="macro", ignore_index=-1)
+
+    def update(self, metric: Metric, output: torch.Tensor, target: torch.Tensor) -> None:
+        metric.update(torch.sigmoid(output.float()), target.long())
+
+    def scores(self, value: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"val/au_f1": value}
+
+
+@dataclass(frozen=True)
+class CombinedTask:
+    """Any two or three of valence/arousal, expression and action units from one network, on
+    frames where any label may be missing (the follow-up paper's joint training).
+
+    Targets are (B, 3 + units) rows: valence, arousal (NaN = not annotated), the class as a float
+    (-1 = none), then each action unit (-1 = unknown); sequences give (B, T, ...) and are scored
+    per step. The loss adds each head's loss over the frames (entries, for action units) that have
+    its label, times its weight: a missing label adds nothing, so a dataset labelled one way only
+    still trains the other heads on the frames that have theirs. Checkpoints and early stopping
+    follow `val/score`, the mean of the heads' scores (mean CCC, macro-F1, mean AU F1), so no head
+    is sacrificed for another.
+    """
+
+    va: VATask | None = None
+    expression: ExpressionTask | None = None
+    au: ActionUnitTask | None = None
     va_weight: float = 1.0
     expression_weight: float = 1.0
-    head: str = "va+expression"
+    au_weight: float = 1.0
     monitor: str = "val/score"
 
+    def __post_init__(self) -> None:
+        if len(self.parts) < 2:
+            raise AffectTrackError("a combined task needs two heads at least (va, expression, "
+                                   "au)")
+
+    @property
+    def parts(self) -> dict[str, VATask | ExpressionTask | ActionUnitTask]:
+        """The heads this task trains, by head name."""
+        parts = {"va": self.va, "expression": self.expression, "au": self.au}
+        return {name: part for name, part in parts.items() if part is not None}
+
+    @property
+    def head(self) -> str:
+        return "+".join(self.parts)
+
     def select(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"va": outputs["va"], "expression": outputs["expression"]}
+        return {name: outputs[name] for name in self.parts}
 
     def loss(self, output: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        has_va, has_expression = _labelled(target)
-        total = output["va"].float().sum() * 0.0   # keeps the graph when a batch has no label
-        if int(has_va.sum()) >= 2:               # CCC needs a spread: two frames at least
-            total = total + self.va_weight * self.va.loss(output["va"][has_va],
-                                                          target[has_va, :2])
-        if bool(has_expression.any()):
-            total = total + self.expression_weight * self.expression.loss(
-                output["expression"][has_expression], target[has_expression, 2].long())
+        output, target = _flat(output, target)
+        weights = {"va": self.va_weight, "expression": self.expression_weight,
+                   "au": self.au_weight}
+        total = next(iter(output.values())).float().sum() * 0.0  # keeps the graph: no label
+        for name, part in self.parts.items():
+            rows, part_target = _labelled(name, target)
+            if int(rows.sum()) >= (2 if name == "va" else 1):  # CCC needs two frames at least
+                total = total + weights[name] * part.loss(output[name][rows], part_target[rows])
         return total
 
-    def make_metric(self) -> MetricCollection:
-        return MetricCollection({"ccc": self.va.make_metric(),
-                                 **self.expression.make_metric()}, compute_groups=False)
+    def make_metric(self) -> HeadMetrics:
+        return HeadMetrics({name: part.make_metric() for name, part in self.parts.items()})
 
-    def update(self, metric: MetricCollection, output: dict[str, torch.Tensor],
+    def update(self, metric: HeadMetrics, output: dict[str, torch.Tensor],
                target: torch.Tensor) -> None:
-        has_va, has_expression = _labelled(target)
-        if bool(has_va.any()):
-            self.va.update(metric["ccc"], output["va"][has_va], target[has_va, :2])
-        if bool(has_expression.any()):
-            for name in ("accuracy", "macro_f1"):
-                metric[name].update(output["expression"][has_expression].float(),
-                                    target[has_expression, 2].long())
+        output, target = _flat(output, target)
+        for name, part in self.parts.items():
+            rows, part_target = _labelled(name, target)
+            if bool(rows.any()):
+                part.update(metric[name], output[name][rows], part_target[rows])
 
-    def scores(self, value: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        va = self.va.scores(value["ccc"])
-        expression = self.expression.scores({name: value[name]
-                                             for name in ("accuracy", "macro_f1")})
-        return {**va, **expression, "val/score": (va["val/ccc"] + expression["val/macro_f1"]) / 2}
+    def scores(self, value: dict[str, Any]) -> dict[str, torch.Tensor]:
+        scores: dict[str, torch.Tensor] = {}
+        for name, part in self.parts.items():
+            scores.update(part.scores(value[name]))
+        monitored = [scores[_HEAD_SCORES[name]] for name in self.parts]
+        return {**scores, "val/score": torch.stack(monitored).mean()}
 
 
-def _labelled(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which rows of (B, 3) combined targets carry valence/arousal, and which an expression."""
-    return torch.isfinite(target[:, :2]).all(dim=1), target[:, 2] >= 0
+# The score each head contributes to a combined task's val/score.
+_HEAD_SCORES = {"va": "val/ccc", "expression": "val/macro_f1", "au": "val/au_f1"}
+
+
+class HeadMetrics(nn.ModuleDict):
+    """Each head's own metric (a Metric or a MetricCollection), computed and reset together;
+    kept apart rather than merged into one collection, whose names would clash and whose
+    nested members it renames."""
+
+    def compute(self) -> dict[str, Any]:
+        return {name: metric.compute() for name, metric in self.items()}
+
+    def reset(self) -> None:
+        for metric in self.values():
+            metric.reset()
+
+
+def _flat(output: dict[str, torch.Tensor],
+          target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Frames as rows: (B, T, c) sequence outputs and targets flattened to (B * T, c)."""
+    return ({name: out.reshape(-1, out.shape[-1]) for name, out in output.items()},
+            target.reshape(-1, target.shape[-1]))
+
+
+def _labelled(head: str, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of (N, 3 + units) combined targets that carry `head`'s label, and its columns."""
+    if head == "va":
+        return torch.isfinite(target[:, :2]).all(dim=1), target[:, :2]
+    if head == "expression":
+        return target[:, 2] >= 0, target[:, 2].long()
+    return (target[:, 3:] >= 0).any(dim=1), target[:, 3:]
 
 
 Task = VATask | ExpressionTask | CombinedTask
@@ -170,27 +251,52 @@ def inverse_frequency_weights(class_counts: list[int] | np.ndarray, num_classes:
     return tuple(float(w) for w in weights)
 
 
+def positive_weights(active: list[int] | np.ndarray, known: list[int] | np.ndarray,
+                     power: float = 1.0) -> tuple[float, ...]:
+    """Binary cross-entropy weights of each action unit's active frames: (inactive / active) **
+    power of the training frames where it is known (1 for a unit never seen active), so that a
+    unit active in 5% of frames is not learnt as "never"."""
+    active = np.asarray(active, dtype=np.float64)
+    inactive = np.asarray(known, dtype=np.float64) - active
+    ratio = np.divide(inactive, active, out=np.ones_like(active), where=active > 0)
+    return tuple(float(w) for w in np.maximum(ratio, 1e-3) ** power)
+
+
 def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = None,
-              class_counts: list[int] | None = None, weight_power: float = 1.0,
-              va_weight: float = 1.0, expression_weight: float = 1.0) -> Task:
-    """The task called `name` for a model with `heads` (expression needs the class count);
-    `class_counts` (training frames per class) weight the expression loss, with `weight_power`
-    (see `inverse_frequency_weights`); the combined task weighs its two losses by `va_weight`
-    and `expression_weight`."""
+              class_counts: list[int] | None = None, au_counts: dict[str, list[int]] | None = None,
+              weight_power: float = 1.0, va_weight: float = 1.0, expression_weight: float = 1.0,
+              au_weight: float = 1.0) -> Task:
+    """The task called `name` for a model with `heads` (head name -> outputs).
+
+    "combined" trains every head the model has among va, expression and au (two at least).
+    `class_counts` (training frames per class) weight the expression loss and `au_counts`
+    ({"active": [...], "known": [...]} training frames per unit) the action units', both with
+    `weight_power` (see `inverse_frequency_weights`, `positive_weights`); the combined task
+    weighs its heads' losses by `va_weight`, `expression_weight` and `au_weight`.
+    """
     heads = heads or {}
     if name not in TASKS:
         raise AffectTrackError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    needed = {"va": ["va"], "expression": ["expression"], "combined": ["va", "expression"]}[name]
-    missing = [head for head in needed if head not in heads]
-    if missing:
-        wanted = " and ".join(map(repr, needed)) + (" heads" if len(needed) > 1 else " head")
-        raise AffectTrackError(f"task {name!r} needs a model with a {wanted}; this model has "
+    trained = [head for head in ("va", "expression", "au") if head in heads]
+    needed = {"va": ["va"], "expression": ["expression"]}.get(name, ["va", "expression"])
+    if (name == "combined" and len(trained) < 2) or (
+            name != "combined" and needed[0] not in heads):
+        wanted = ("two of the 'va', 'expression' and 'au' heads" if name == "combined"
+                  else f"a {needed[0]!r} head")
+        raise AffectTrackError(f"task {name!r} needs a model with {wanted}; this model has "
                                f"{', '.join(heads) or 'none'}")
-    if name == "va":
-        return VATask(loss)
-    weights = (None if class_counts is None
-               else inverse_frequency_weights(class_counts, heads["expression"], weight_power))
-    expression = ExpressionTask(heads["expression"], class_weights=weights)
-    if name == "expression":
-        return expression
-    return CombinedTask(VATask(loss), expression, va_weight, expression_weight)
+    va = VATask(loss) if "va" in heads else None
+    expression = None
+    if "expression" in heads:
+        weights = (None if class_counts is None
+                   else inverse_frequency_weights(class_counts, heads["expression"],
+                                                  weight_power))
+        expression = ExpressionTask(heads["expression"], class_weights=weights)
+    if name != "combined":
+        return va if name == "va" else expression  # type: ignore[return-value]
+    au = None
+    if "au" in heads:
+        au = ActionUnitTask(heads["au"], pos_weights=None if au_counts is None else
+                            positive_weights(au_counts["active"], au_counts["known"],
+                                             weight_power))
+    return CombinedTask(va, expression, au, va_weight, expression_weight, au_weight)

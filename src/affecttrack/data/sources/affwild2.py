@@ -5,9 +5,11 @@ Layout (DESIGN.md section 3)::
     ROOT/cropped_aligned/<video>/00001.jpg ...                (missing numbers: no face)
     ROOT/annotations/VA_Set/{Train_Set,Validation_Set}/<video>.txt
     ROOT/annotations/EXPR_Set/{Train_Set,Validation_Set}/<video>.txt
+    ROOT/annotations/AU_Set/{Train_Set,Validation_Set}/<video>.txt
 
-Later releases name the task folders VA_Estimation_Challenge and EXPR_Recognition_Challenge and add
-an eighth expression, Other. Line i after a file's header labels frame i. The scan only lists files
+Later releases name the task folders VA_Estimation_Challenge, EXPR_Recognition_Challenge and
+AU_Detection_Challenge, add an eighth expression, Other, and annotate 12 action units instead of
+8 (the AU files' headers name them). Line i after a file's header labels frame i. The scan only lists files
 and reads the small annotation texts; decoding the ~2.8M images is the face store's job.
 
 Problems that spoil one file or video are collected, not raised, so one bad file in a tree of
@@ -18,6 +20,7 @@ InputError. `AffWild2Scan.source_scan` describes the tree as groups of frames fo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,18 +37,20 @@ from affecttrack.data.groups import (
     label_table,
 )
 from affecttrack.errors import InputError
-from affecttrack.labels import AFFWILD2_EXPRESSIONS
+from affecttrack.labels import AFFWILD2_EXPRESSIONS, AU_UNANNOTATED, sorted_action_units
 
 FRAMES_FOLDER = "cropped_aligned"
 ANNOTATIONS_FOLDER = "annotations"
 TASK_FOLDERS: dict[str, tuple[str, ...]] = {
     "va": ("VA_Set", "VA_Estimation_Challenge"),
     "expr": ("EXPR_Set", "EXPR_Recognition_Challenge"),
+    "au": ("AU_Set", "AU_Detection_Challenge"),
 }
 SPLIT_FOLDERS: dict[str, str] = {"Train_Set": "train", "Validation_Set": "val"}
 VA_HEADER: tuple[str, ...] = ("valence", "arousal")
 EXPR_HEADERS: tuple[tuple[str, ...], ...] = (AFFWILD2_EXPRESSIONS,
                                               AFFWILD2_EXPRESSIONS + ("Other",))
+AU_NAME = re.compile(r"AU\d+")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 _MAX_LINES_NAMED = 5
 
@@ -58,6 +63,8 @@ class AffWild2Video:
     `folder` aligned with them in `files`. `va` is (lines, 2) float32 with NaN where a frame is not
     annotated, `expression` (lines,) int16 with -1; both are empty when the video has no such file.
     `expressions` are the class names of its EXPR file's header (later releases add "Other").
+    `au` is (lines, k) int8 0/1 with -1 where unknown, one column per name in `action_units`
+    (its AU file's header), empty when the video has no AU file.
     Aff-Wild2 shows one person per video (the `_left`/`_right` videos are two people with two
     annotation files), so the subject is the video name.
     """
@@ -70,6 +77,8 @@ class AffWild2Video:
     va: np.ndarray
     expression: np.ndarray
     expressions: tuple[str, ...] = AFFWILD2_EXPRESSIONS
+    au: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int8))
+    action_units: tuple[str, ...] = ()
 
     @property
     def subject(self) -> str:
@@ -81,32 +90,40 @@ class AffWild2Video:
 
     def frame_table(self) -> pd.DataFrame:
         """Every frame with a face or a label: frame, face (position in `frames`, -1 none),
-        valence, arousal (NaN = not annotated), expression (-1 = not annotated)."""
-        labelled = np.zeros(max(len(self.va), len(self.expression)), dtype=bool)
+        valence, arousal (NaN = not annotated), expression (-1 = not annotated), then one column
+        per action unit of `action_units` (-1 = unknown)."""
+        labelled = np.zeros(max(len(self.va), len(self.expression), len(self.au)), dtype=bool)
         if len(self.va):
             labelled[:len(self.va)] |= np.isfinite(self.va[:, 0])
         labelled[:len(self.expression)] |= self.expression >= 0
+        if len(self.au):
+            labelled[:len(self.au)] |= (self.au >= 0).any(axis=1)
         frames = np.union1d(self.frames, np.flatnonzero(labelled) + 1).astype(np.int32)
         face = np.searchsorted(self.frames, frames)
         has_face = face < len(self.frames)
         has_face[has_face] = self.frames[face[has_face]] == frames[has_face]
         va = _per_frame(self.va, frames, np.nan)
+        au = _per_frame(self.au, frames, AU_UNANNOTATED)
         return pd.DataFrame({
             "frame": frames,
             "face": np.where(has_face, face, -1).astype(np.int64),
             "valence": va[:, 0],
             "arousal": va[:, 1],
             "expression": _per_frame(self.expression, frames, -1),
+            **{name: au[:, k] for k, name in enumerate(self.action_units)},
         })
 
     def group(self, load: Callable[[Path], Crop | Problem]) -> FaceGroup:
         """The video as a face-store group whose images are cropped by `load`."""
         table = self.frame_table()
-        labelled = table[np.isfinite(table["valence"]) | (table["expression"] >= 0)]
+        units = list(self.action_units)
+        labelled = table[np.isfinite(table["valence"]) | (table["expression"] >= 0)
+                         | (table[units] >= 0).any(axis=1)]
         return FaceGroup(self.name, self.split, self.subject,
                          ImageFiles(self.folder, self.frames, self.files, load),
                          label_table(labelled["frame"], labelled["valence"], labelled["arousal"],
-                                     labelled["expression"]))
+                                     labelled["expression"],
+                                     {name: labelled[name] for name in units}))
 
 
 @dataclass
@@ -127,11 +144,17 @@ class AffWild2Scan:
         return max((video.expressions for video in self.videos), key=len,
                    default=AFFWILD2_EXPRESSIONS)
 
+    @property
+    def action_units(self) -> tuple[str, ...]:
+        """Every action unit some video's AU file names, in FACS order (a video lacking one
+        reads it as unknown)."""
+        return sorted_action_units(name for video in self.videos for name in video.action_units)
+
     def source_scan(self, load: Callable[[Path], Crop | Problem]) -> SourceScan:
         """The tree as face-store groups, one per video."""
         return SourceScan("affwild2", "Aff-Wild2", self.root, self.expressions, kind="video",
                           groups=[video.group(load) for video in self.videos],
-                          problems=list(self.problems))
+                          problems=list(self.problems), action_units=self.action_units)
 
 
 def _per_frame(values: np.ndarray, frames: np.ndarray, missing: float) -> np.ndarray:
@@ -226,6 +249,37 @@ def read_expr_file(path: Path) -> tuple[np.ndarray | None, tuple[str, ...], list
         [_bad_lines_problem(path, bad)] if bad else [])
 
 
+def read_au_file(path: Path) -> tuple[np.ndarray | None, tuple[str, ...], list[Problem]]:
+    """(frames, k) int8 action-unit activations (0/1, -1 = unknown) and the header's k AU names
+    (8 in the 2020 release, 12 later: whatever the file says); None if the file is unusable.
+
+    A line that is not k values of -1, 0 or 1 is a malformed line, read as unknown and reported.
+    """
+    lines = _read_lines(path)
+    if isinstance(lines, Problem):
+        return None, (), [lines]
+    names = tuple(part.strip().upper() for part in lines[0].split(",")) if lines else ()
+    if not names or not all(AU_NAME.fullmatch(name) for name in names) or len(set(names)) < len(
+            names):
+        found = repr(lines[0][:80]) if lines else "an empty file"
+        return None, (), [Problem("bad_header", path, f"header is {found}, expected distinct "
+                                                      "action-unit names such as 'AU1,AU2,AU4'; "
+                                                      "file skipped")]
+    values = np.full((len(lines) - 1, len(names)), AU_UNANNOTATED, dtype=np.int8)
+    bad: list[int] = []
+    for i, line in enumerate(lines[1:]):
+        parts = line.split(",")
+        try:
+            row = [int(part) for part in parts] if len(parts) == len(names) else None
+        except ValueError:
+            row = None
+        if row is None or not all(-1 <= value <= 1 for value in row):
+            bad.append(i + 2)
+        else:
+            values[i] = row
+    return values, names, [_bad_lines_problem(path, bad)] if bad else []
+
+
 def _task_folder(annotations: Path, task: str) -> Path | None:
     found = [annotations / name for name in TASK_FOLDERS[task] if (annotations / name).is_dir()]
     if len(found) > 1:
@@ -310,12 +364,13 @@ def _scan_video(name: str, folder: Path, files_by_task: dict[str, list[tuple[str
                 ) -> tuple[AffWild2Video | None, list[Problem]]:
     entries = [entry for task_entries in files_by_task.values() for entry in task_entries]
     split, problems = _choose_split(name, entries) if entries else ("test", [])
-    va_file, expr_file = _label_file(files_by_task, "va", split), _label_file(files_by_task,
-                                                                              "expr", split)
+    va_file, expr_file, au_file = (_label_file(files_by_task, task, split)
+                                   for task in ("va", "expr", "au"))
     va, va_problems = read_va_file(va_file) if va_file else (None, [])
     expression, classes, expr_problems = (read_expr_file(expr_file) if expr_file
                                           else (None, AFFWILD2_EXPRESSIONS, []))
-    problems += va_problems + expr_problems
+    au, units, au_problems = read_au_file(au_file) if au_file else (None, (), [])
+    problems += va_problems + expr_problems + au_problems
     if not folder.is_dir():
         return None, problems + [Problem("no_frames_folder", folder,
                                          f"video {name!r} is annotated but has no face images "
@@ -327,7 +382,9 @@ def _scan_video(name: str, folder: Path, files_by_task: dict[str, list[tuple[str
                                          "video folder holds no frame images; video skipped")]
     va = va if va is not None else np.zeros((0, 2), dtype=np.float32)
     expression = expression if expression is not None else np.zeros(0, dtype=np.int16)
-    return AffWild2Video(name, split, folder, frames, files, va, expression, classes), problems
+    au = au if au is not None else np.zeros((0, 0), dtype=np.int8)
+    return AffWild2Video(name, split, folder, frames, files, va, expression, classes, au,
+                         units), problems
 
 
 def scan_affwild2(root: Path) -> AffWild2Scan:

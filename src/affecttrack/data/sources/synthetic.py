@@ -3,8 +3,9 @@
 Real emotion datasets cannot ship with the project, so the demo and the tests run on generated
 people whose drawn faces follow valence and arousal (see `synthetic_face`). The output exercises
 the real readers: an Aff-Wild2 tree (`affwild2/cropped_aligned`, `annotations/VA_Set`,
-`annotations/EXPR_Set`, with Aff-Wild2's quirks: frames without a face, `-5` / `-1` rows, an
-annotation file one line longer than the video, `_left` / `_right` videos of two people) and
+`annotations/EXPR_Set`, `annotations/AU_Set` with the 2020 release's 8 action units, and
+Aff-Wild2's quirks: frames without a face, `-5` / `-1` rows, an annotation file one line longer
+than the video, `_left` / `_right` videos of two people) and
 full-frame videos with a per-frame CSV (`videos/<name>.mp4` + `<name>.csv`). On request
 (`SynthConfig.layouts`) it also writes lab photo datasets in the CK+, CK+48 and JAFFE layouts
 (see `synthetic_photos`).
@@ -40,7 +41,9 @@ from tqdm import tqdm
 
 from ...errors import AffectTrackError, InputError
 from ...labels import (
+    ACTION_UNITS_2020,
     AFFWILD2_EXPRESSIONS,
+    AU_UNANNOTATED,
     EXPRESSION_UNANNOTATED,
     VA_UNANNOTATED,
     expression_from_va,
@@ -51,6 +54,7 @@ from .synthetic_face import (
     Expression,
     Identity,
     Pose,
+    action_units,
     draw_face,
     draw_occluder,
     expression_controls,
@@ -60,6 +64,7 @@ from .synthetic_photos import LAYOUTS, PhotoCounts, write_photo_layouts
 
 VA_HEADER = "valence,arousal"
 EXPR_HEADER = ",".join(AFFWILD2_EXPRESSIONS)
+AU_HEADER = ",".join(ACTION_UNITS_2020)
 SPLIT_FOLDERS = {"train": "Train_Set", "val": "Validation_Set"}
 _FEATURE_GROUPS = ("mouth", "eyes", "brows")
 _BLINK_PROFILE = np.array([0.5, 0.08, 0.05, 0.35, 0.75])
@@ -386,13 +391,20 @@ def _expr_lines(script: _Script) -> list[str]:
             for e, ok in zip(script.expression, script.expr_annotated)]
 
 
-def _annotation_paths(root: Path, job: _Job) -> tuple[Path, Path]:
+def _au_lines(units: np.ndarray, annotated: np.ndarray) -> list[str]:
+    unknown = ",".join([str(AU_UNANNOTATED)] * units.shape[1])
+    return [",".join(map(str, row)) if ok else unknown
+            for row, ok in zip(units.tolist(), annotated)]
+
+
+def _annotation_paths(root: Path, job: _Job) -> tuple[Path, Path, Path]:
     folder = SPLIT_FOLDERS[job.split]
-    return (root / "annotations" / "VA_Set" / folder / f"{job.name}.txt",
-            root / "annotations" / "EXPR_Set" / folder / f"{job.name}.txt")
+    return tuple(root / "annotations" / task / folder / f"{job.name}.txt"  # type: ignore[return-value]
+                 for task in ("VA_Set", "EXPR_Set", "AU_Set"))
 
 
-def _video_stats(job: _Job, script: _Script) -> dict[str, Any]:
+def _video_stats(job: _Job, script: _Script, units: np.ndarray,
+                 au_annotated: np.ndarray) -> dict[str, Any]:
     labelled = script.va_annotated
     return {
         "name": job.name, "split": job.split, "subject": job.name, "frames": job.frames,
@@ -404,16 +416,25 @@ def _video_stats(job: _Job, script: _Script) -> dict[str, Any]:
         "neutral_zero": int(((script.valence == 0) & (script.arousal == 0) & labelled).sum()),
         "expression_counts": np.bincount(script.expression[script.expr_annotated],
                                          minlength=len(AFFWILD2_EXPRESSIONS)).tolist(),
+        "au_active": units[au_annotated].sum(axis=0).tolist(),
+        "au_labelled": int(au_annotated.sum()),
     }
 
 
 def _make_crop_video(job: _Job, config: SynthConfig, root: Path) -> dict[str, Any]:
-    """Frames, then annotations: a video whose two annotation files exist is complete."""
+    """Frames, then annotations: a video whose three annotation files exist is complete.
+
+    Action units come from the drawn face (`synthetic_face.action_units`) and their unannotated
+    stretches from a generator of their own, so adding them changed no other byte of the data.
+    """
     rng = np.random.default_rng([config.seed, 0, job.index])
     script = _script(job, config, rng)
     camera = _CropCamera(rng, config.crop_size)
-    va_path, expr_path = _annotation_paths(root, job)
-    if not (va_path.exists() and expr_path.exists()):
+    units = np.stack(list(action_units(script.person, script.controls).values()), axis=1)
+    au_annotated = _gaps(np.random.default_rng([config.seed, 2, job.index]), len(units), 0.3,
+                         (3, 15), job.show_all_quirks)
+    paths = _annotation_paths(root, job)
+    if not all(path.exists() for path in paths):
         frames_dir = root / "cropped_aligned" / job.name
         frames_dir.mkdir(parents=True, exist_ok=True)
         params = [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
@@ -421,11 +442,12 @@ def _make_crop_video(job: _Job, config: SynthConfig, root: Path) -> dict[str, An
             if not cv2.imwrite(str(frames_dir / f"{i + 1:05d}.jpg"), camera.shoot(script, i),
                                params):
                 raise InputError(frames_dir, "cannot write JPEG frames here")
-        for path, header, lines in ((va_path, VA_HEADER, _va_lines(script)),
-                                    (expr_path, EXPR_HEADER, _expr_lines(script))):
+        for path, header, lines in zip(paths, (VA_HEADER, EXPR_HEADER, AU_HEADER),
+                                       (_va_lines(script), _expr_lines(script),
+                                        _au_lines(units, au_annotated))):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(path, "\n".join([header, *lines]) + "\n")
-    return _video_stats(job, script)
+    return _video_stats(job, script, units, au_annotated)
 
 
 class _SceneCamera:
@@ -553,6 +575,9 @@ def _summary(config: SynthConfig, stats: list[dict[str, Any]], seconds: float) -
         "arousal_mean": round(sum(s["arousal_sum"] for s in crops) / max(1, labelled), 4),
         "neutral_zero_frames": sum(s["neutral_zero"] for s in crops),
         "expression_counts": dict(zip(AFFWILD2_EXPRESSIONS, counts.tolist())),
+        "au_active_share": dict(zip(ACTION_UNITS_2020, np.round(
+            np.sum([s["au_active"] for s in crops], axis=0)
+            / max(1, sum(s["au_labelled"] for s in crops)), 3).tolist())),
         "videos": [{k: s[k] for k in ("name", "split", "subject", "frames", "faces",
                                       "annotation_lines")} for s in crops],
         "seconds": round(seconds, 2),

@@ -138,6 +138,29 @@ def expression_controls(person: Identity, valence: dict[str, np.ndarray],
         gaze_x=gaze[:, 0], gaze_y=gaze[:, 1])
 
 
+def action_units(person: Identity, controls: Expression) -> dict[str, np.ndarray]:
+    """Which of Aff-Wild2's 2020 action units each frame shows (0/1), read off the drawn face.
+
+    FACS codes movements away from a face's neutral, so each unit is a control's departure from
+    the person's resting value past a threshold: an AU is visible in the frame it is coded for
+    (speech parts the lips too, as it does in real data), and it follows valence/arousal only
+    through what the face shows.
+    """
+    curve = controls.mouth_curve - person.rest_mouth_curve
+    brows_up = controls.brow_raise - person.rest_brow
+    units = {
+        "AU1": (controls.brow_inner < -0.02) | (brows_up > 0.06),   # inner brow raiser
+        "AU2": brows_up > 0.06,                                     # outer brow raiser
+        "AU4": controls.brow_inner > 0.03,                          # brow lowerer
+        "AU6": controls.smile_lines > 0.4,                          # cheek raiser
+        "AU12": curve > 0.05,                                       # lip corner puller
+        "AU15": curve < -0.04,                                      # lip corner depressor
+        "AU20": controls.mouth_width / person.mouth_w < 0.95,       # lip stretcher
+        "AU25": controls.mouth_open > 0.02,                         # lips part
+    }
+    return {name: active.astype(np.int8) for name, active in units.items()}
+
+
 @dataclass(frozen=True)
 class Pose:
     """Where the face lands in the image: centre and size in pixels, in-plane and out-of-plane turn.
