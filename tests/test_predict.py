@@ -173,3 +173,33 @@ def test_inputs_with_the_same_name_get_distinct_output_names(tmp_path):
                                        str(tmp_path / "b" / "*.mp4"), tmp_path / "notes.txt"])
     assert [item.name for item in inputs] == ["a_clip_mp4", "clip_jpg", "b_clip_mp4"]
     assert [problem.reason for problem in problems] == ["missing_input"]
+
+
+def test_a_model_with_an_action_unit_head_predicts_unit_probabilities(face_video, tmp_path):
+    import torch
+
+    from affecttrack.inference.bundle import load_bundle, make_bundle
+    from affecttrack.labels import ACTION_UNITS_2020
+    from affecttrack.models.registry import create_model, save_model_file
+    torch.manual_seed(0)
+    frame = create_model("frame", "cnn_va_expr7_au8").eval()
+    units = ["AU1", "AU2", "AU4", "AU5", "AU12", "AU15", "AU20", "AU25"]   # as training named them
+    path = save_model_file(tmp_path / "frame_model.pt", frame, kind="frame",
+                           name="cnn_va_expr7_au8", meta={"action_units": units})
+    make_bundle(path, out=tmp_path / "au.bundle.pt", preprocessing=load_bundle().preprocessing)
+    assert load_bundle(tmp_path / "au.bundle.pt").action_units == tuple(units)
+    model = load_model(tmp_path / "au.bundle.pt")
+    predictions = model.predict_video(face_video)
+    assert predictions.action_units == tuple(units)
+    assert list(predictions.columns[-len(units):]) == units    # last, after `interpolated`
+    assert predictions[units].stack().between(0, 1).all()
+    assert list(predictions.faces().columns[-len(units):]) == units
+    assert predictions.smooth(5).action_units == tuple(units)
+    again = FramePredictions.read_csv(predictions.to_csv_file(tmp_path / "p.csv"))
+    assert again.action_units == tuple(units)
+    assert np.allclose(again[units].to_numpy(), predictions[units].to_numpy(), atol=1e-4)
+    faces = model.predict_faces(np.full((2, 96, 96), 128, np.uint8))
+    assert list(faces.columns[-len(units):]) == units
+    unnamed = save_model_file(tmp_path / "unnamed.pt", frame, kind="frame",
+                              name="cnn_va_expr7_au8")
+    assert make_bundle(unnamed, out=tmp_path / "b2.pt").action_units == ACTION_UNITS_2020

@@ -84,6 +84,16 @@ frame:
 """
 
 
+SEQUENCE_SECTION = """\
+sequence:
+  model: gru1
+  window: 4
+  stride: 2
+  batch_size: 8
+  max_steps: 2
+"""
+
+
 @pytest.mark.slow
 def test_multitask_config_compares_the_three_variants_over_seeds(monkeypatch, capsys,
                                                                  tmp_path) -> None:
@@ -120,14 +130,20 @@ def test_multitask_action_unit_variant_scores_au_f1(monkeypatch, capsys, tmp_pat
                              videos={**{f"s{i}": "train" for i in range(5)}, "v0": "val"})
     config = tmp_path / "multitask.yaml"
     config.write_text(TINY_MULTITASK.format(store=store.path).replace(
-        "seeds: [0, 1]", "seeds: [0]\n  variants: [combined, combined_au]"))
+        "seeds: [0, 1]", "seeds: [0]\n  variants: [combined, combined_au]\n"
+                         "  sequence_variants: [combined_au]") + SEQUENCE_SECTION)
     out = tmp_path / "out"
     code, _, err = run_cli(monkeypatch, capsys, "run", str(config), "--out", str(out))
     assert code == 0, err
     runs = {run["variant"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
     assert runs["combined"]["au_f1"] is None and 0 <= runs["combined_au"]["au_f1"] <= 1
     assert runs["combined_au"]["model"] == "cnn_va_expr7_au8"
-    assert "AU F1" in (out / "table.md").read_text()
+    sequence = runs["combined_au+sequence"]    # the same three heads, on the same test frames
+    assert all(sequence[key] is not None for key in ("accuracy", "ccc_mean", "au_f1"))
+    trained = json.loads((out / "combined_au" / "seed_0" / "sequence" / "run.json").read_text())
+    assert trained["config"]["heads"] == ["va", "expression", "au"]
+    assert trained["data"]["val_frames"] == 15 and trained["data"]["train_frames"] == 4 * 15
+    assert "| combined_au+sequence | 1 |" in (out / "table.md").read_text()
     plain = write_face_store(tmp_path / "plain", frames=15)
     config.write_text(TINY_MULTITASK.format(store=plain.path).replace(
         "seeds: [0, 1]", "seeds: [0]\n  variants: [combined_au]"))

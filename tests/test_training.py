@@ -342,7 +342,14 @@ def test_combined_sequence_model_has_the_stores_heads(au_store, feature_store,
     assert model.head_sizes == {"va": 2, "expression": 7, "au": len(AUS)}
     assert info["meta"]["action_units"] == list(AUS)
     predictions = predict_sequences(au_store, feature_store, result.model_path, split="val")
-    assert list(predictions.columns) == ["video", "frame", "valence", "arousal", "expression",
-                                         *AUS]
-    assert predictions["expression"].between(0, 6).all()
+    classes = [name.lower() for name in au_store.expression_names]
+    assert list(predictions.columns) == ["video", "frame", "valence", "arousal", *classes,
+                                         "expression", *AUS]
+    assert predictions[classes].sum(axis=1).to_numpy() == pytest.approx(1.0, abs=1e-5)
+    assert set(predictions["expression"]) <= set(au_store.expression_names)
     assert predictions[list(AUS)].stack().between(0, 1).all()
+    only_two = train_sequence_model(au_store, feature_store, tmp_path / "seq2", SequenceTrainConfig(
+        model="gru1", task="combined", heads=["va", "au"], window=6, stride=2, batch_size=8,
+        max_steps=1), progress=False)
+    assert load_model_file(only_two.model_path, "sequence")[0].head_sizes == {"va": 2,
+                                                                              "au": len(AUS)}

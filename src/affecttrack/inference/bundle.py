@@ -30,7 +30,12 @@ import torch
 from .. import __version__
 from ..data.detect import DEFAULT_DETECTOR, DETECTORS
 from ..errors import AffectTrackError, InputError
-from ..labels import AFFWILD2_EXPRESSIONS, CKPLUS_EXPRESSIONS
+from ..labels import (
+    ACTION_UNITS_2020,
+    ACTION_UNITS_LATER,
+    AFFWILD2_EXPRESSIONS,
+    CKPLUS_EXPRESSIONS,
+)
 from ..models.cnn import FACE_SIZE, INPUT_DIVISOR, FrameCNN
 from ..models.registry import (
     MODEL_FILE_FORMAT,
@@ -51,6 +56,9 @@ MAKE_BUNDLE_HINT = ("make one with `affecttrack bundle --frame FRAME_MODEL "
 # Expression heads whose class names are known without being told: the project's datasets.
 DEFAULT_LABELS: dict[int, tuple[str, ...]] = {len(AFFWILD2_EXPRESSIONS): AFFWILD2_EXPRESSIONS,
                                               len(CKPLUS_EXPRESSIONS): CKPLUS_EXPRESSIONS}
+# Action-unit heads whose units are known without being told: Aff-Wild2's two AU sets.
+DEFAULT_ACTION_UNITS: dict[int, tuple[str, ...]] = {len(ACTION_UNITS_2020): ACTION_UNITS_2020,
+                                                    len(ACTION_UNITS_LATER): ACTION_UNITS_LATER}
 # Entries of Bundle.meta that the file stores in its own fields rather than in its "meta".
 _OWN_FIELDS = ("format_version", "affecttrack_version", "frame", "sequence")
 
@@ -92,6 +100,12 @@ class Bundle:
     meta: dict[str, Any]
 
     @property
+    def action_units(self) -> tuple[str, ...]:
+        """The action-unit head's units (empty without one): as the frame model's training
+        recorded them, else Aff-Wild2's set of that size."""
+        return _action_units_for(self.frame, self.meta["frame"], None)
+
+    @property
     def sequence_target(self) -> str | None:
         """How the sequence network was trained ("many_to_many" / "many_to_one"), if it has one."""
         if self.meta.get("sequence") is None:
@@ -126,6 +140,7 @@ def make_bundle(frame_model_file: Path, sequence_model_file: Path | None = None,
         raise AffectTrackError(f"unknown face detector {preprocessing.detector!r}; expected one "
                                f"of {', '.join(DETECTORS)} (or none for cropped faces)")
     labels = _labels_for(frame, labels, frame_model_file)
+    _action_units_for(frame, frame_info, frame_model_file)
     _check_feature_dims(frame, sequence, sequence_model_file)
     sources = {"frame": str(frame_model_file)}
     if sequence_model_file is not None:
@@ -174,6 +189,7 @@ def load_bundle(path: Path | None = None) -> Bundle:
     except (KeyError, TypeError) as exc:
         raise InputError(path, f"malformed bundle ({type(exc).__name__}: {exc})") from None
     _labels_for(frame, labels, path)
+    _action_units_for(frame, meta["frame"], path)
     _check_feature_dims(frame, sequence, path)
     return Bundle(frame=frame, sequence=sequence, labels=labels, preprocessing=preprocessing,
                   meta=meta)
@@ -239,6 +255,19 @@ def _labels_for(frame: FrameCNN, labels: tuple[str, ...] | list[str] | None,
         raise InputError(source, f"{len(labels)} labels given for an expression head of {size} "
                                  "classes")
     return tuple(str(label) for label in labels)
+
+
+def _action_units_for(frame: FrameCNN, entry: dict[str, Any],
+                      source: Path | None) -> tuple[str, ...]:
+    """The action-unit head's unit names, checked against its size."""
+    size = frame.head_sizes.get("au")
+    if size is None:
+        return ()
+    names = tuple(entry["meta"].get("action_units") or DEFAULT_ACTION_UNITS.get(size, ()))
+    if len(names) != size:
+        raise InputError(source, f"the action-unit head has {size} outputs but its model names "
+                                 f"{len(names)} units; train it on a store with {size} units")
+    return names
 
 
 def _check_feature_dims(frame: FrameCNN, sequence: SequenceRNN | None, source: Path | None) -> None:

@@ -17,12 +17,15 @@ from .results import most_probable
 BOX = ["x", "y", "w", "h"]
 
 
-def interpolate_gaps(rows: pd.DataFrame, max_gap: int, labels: tuple[str, ...]) -> pd.DataFrame:
+def interpolate_gaps(rows: pd.DataFrame, max_gap: int, labels: tuple[str, ...],
+                     action_units: tuple[str, ...] = ()) -> pd.DataFrame:
     """`rows` (the engine's table, one per frame and face) with every gap of 1..`max_gap`
-    frames inside a track filled; sorted by frame, then face id."""
+    frames inside a track filled (valence, arousal, class and action-unit probabilities);
+    sorted by frame, then face id."""
     if rows.empty or max_gap < 1:
         return rows
-    values = ["valence", "arousal", *(label.lower() for label in labels)]
+    classes = [label.lower() for label in labels]
+    values = ["valence", "arousal", *classes, *action_units]
     times = rows.groupby("frame")["time_s"].first()
     filled = [_fill_track(track, max_gap, values) for _, track in
               rows[rows["face_id"].notna()].groupby("face_id", sort=False)]
@@ -31,7 +34,7 @@ def interpolate_gaps(rows: pd.DataFrame, max_gap: int, labels: tuple[str, ...]) 
         return rows
     new = pd.concat(filled, ignore_index=True)
     new["time_s"] = times.reindex(new["frame"]).to_numpy()
-    new["expression"] = most_probable(new[values[2:]].to_numpy(), labels)
+    new["expression"] = most_probable(new[classes].to_numpy(), labels)
     covered = rows["face_id"].isna() & rows["frame"].isin(new["frame"])
     table = pd.concat([rows[~covered], new.astype(rows.dtypes.to_dict())], ignore_index=True)
     return table.sort_values(["frame", "face_id"], na_position="first",

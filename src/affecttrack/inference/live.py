@@ -42,7 +42,8 @@ def predict_live(model: AffectModel, source: str, out: Path, *, name: str = "liv
     with atomic_path(out / files["csv"]) as tmp, open(tmp, "w", newline="") as handle:
         try:
             for batch in frames.batches(model.settings.batch_frames):
-                part = FramePredictions.build(run.process(batch), model.labels, None, source)
+                part = FramePredictions.build(run.process(batch), model.labels, None, source,
+                                              model.action_units)
                 part.write_csv_rows(handle, header=handle.tell() == 0)
                 handle.flush()
                 if time.perf_counter() - last_status >= STATUS_EVERY_S:

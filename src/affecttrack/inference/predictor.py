@@ -86,6 +86,7 @@ class AffectModel:
                                else torch.contiguous_format)
         self.frame = bundle.frame.eval().to(memory_format=self._memory_format)
         self.labels: tuple[str, ...] = bundle.labels or ()
+        self.action_units: tuple[str, ...] = bundle.action_units
         self.va_source = self._va_source()
 
     def _va_source(self) -> str:
@@ -134,8 +135,9 @@ class AffectModel:
         return run.result(fps, "frames in memory")
 
     def predict_faces(self, faces: np.ndarray) -> pd.DataFrame:
-        """Expression probabilities and valence/arousal of ready-cropped faces ((n, 96, 96) grey
-        uint8), each on its own: no detection, tracking or sequence model."""
+        """Expression probabilities, valence/arousal and action-unit probabilities (a model with
+        such a head) of ready-cropped faces ((n, 96, 96) grey uint8), each on its own: no
+        detection, tracking or sequence model."""
         outputs = self.run_network(faces)
         probabilities, va = outputs["probabilities"], outputs["va"]
         table = pd.DataFrame({"valence": va[:, 0], "arousal": va[:, 1]})
@@ -143,11 +145,14 @@ class AffectModel:
             table[label.lower()] = probabilities[:, i]
         if self.labels:
             table["expression"] = most_probable(probabilities, self.labels)
+        for i, unit in enumerate(self.action_units):
+            table[unit] = outputs["au"][:, i]
         return table
 
     def run_network(self, faces: np.ndarray) -> dict[str, np.ndarray]:
-        """The frame CNN on (n, 96, 96) crops: features, expression probabilities, and
-        valence/arousal from the frame head or the expression mapping (NaN without either)."""
+        """The frame CNN on (n, 96, 96) crops: features, expression probabilities,
+        valence/arousal from the frame head or the expression mapping (NaN without either), and
+        action-unit probabilities ((n, 0) without that head)."""
         x = faces_to_input(faces).contiguous(memory_format=self._memory_format)
         with torch.inference_mode(), autocast_for(self.precision, x.device):
             z = self.frame.features(x)
@@ -160,8 +165,10 @@ class AffectModel:
         else:
             mapped = va_from_probabilities(probabilities, self.labels) if self.labels else None
             va = mapped if mapped is not None else np.full((n, 2), np.nan)
+        au = (torch.sigmoid(heads["au"]).numpy() if "au" in heads
+              else np.zeros((n, 0), np.float32))
         return {"features": z.float().numpy(), "probabilities": probabilities,
-                "va": np.clip(va, -1.0, 1.0)}
+                "va": np.clip(va, -1.0, 1.0), "au": au}
 
 
 class VideoRun:
@@ -196,7 +203,7 @@ class VideoRun:
         if self.model.va_source == "sequence model" and with_face:
             va = self._sequence(found, with_face, outputs["features"])
         clock = time.perf_counter()
-        table = self._table(found, with_face, outputs["probabilities"], va)
+        table = self._table(found, with_face, outputs["probabilities"], va, outputs["au"])
         self.times.table += time.perf_counter() - clock
         self.times.frames += len(frames)
         return table
@@ -204,9 +211,10 @@ class VideoRun:
     def _network(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
         clock = time.perf_counter()
         if not crops:
-            k = len(self.model.labels)
+            k, m = len(self.model.labels), len(self.model.action_units)
             outputs = {"features": np.zeros((0, 0), np.float32),
-                       "probabilities": np.zeros((0, k), np.float32), "va": np.zeros((0, 2))}
+                       "probabilities": np.zeros((0, k), np.float32), "va": np.zeros((0, 2)),
+                       "au": np.zeros((0, m), np.float32)}
         else:
             outputs = self.model.run_network(np.stack(crops))
         self.times.cnn += time.perf_counter() - clock
@@ -233,7 +241,7 @@ class VideoRun:
         return np.clip(va, -1.0, 1.0)
 
     def _table(self, found: list[tuple[DecodedFrame, TrackedFace | None]], with_face: list[int],
-               probabilities: np.ndarray, va: np.ndarray) -> pd.DataFrame:
+               probabilities: np.ndarray, va: np.ndarray, au: np.ndarray) -> pd.DataFrame:
         n = len(found)
         faceless = np.ones(n, bool)
         faceless[with_face] = False
@@ -243,10 +251,12 @@ class VideoRun:
             face: TrackedFace = found[index][1]  # type: ignore[assignment]
             ids_boxes[index] = (face.face_id, face.box.x, face.box.y, face.box.w, face.box.h)
             score[index] = face.score
-        values = np.full((n, 2 + len(self.model.labels)), np.nan)
+        k = len(self.model.labels)
+        values = np.full((n, 2 + k + len(self.model.action_units)), np.nan)
         if with_face:
             values[with_face, :2] = va
-            values[with_face, 2:] = probabilities
+            values[with_face, 2:2 + k] = probabilities
+            values[with_face, 2 + k:] = au
         table = pd.DataFrame({"frame": [frame.number for frame, _ in found],
                               "time_s": [frame.time_s for frame, _ in found]})
         for j, column in enumerate(["face_id", *BOX_COLUMNS]):
@@ -255,8 +265,10 @@ class VideoRun:
         table["valence"], table["arousal"] = values[:, 0], values[:, 1]
         for j, label in enumerate(self.model.labels):
             table[label.lower()] = values[:, 2 + j]
-        table["expression"] = most_probable(values[:, 2:], self.model.labels)
+        table["expression"] = most_probable(values[:, 2:2 + k], self.model.labels)
         table["interpolated"] = False
+        for j, unit in enumerate(self.model.action_units):
+            table[unit] = values[:, 2 + k + j]
         return table
 
     def table(self) -> pd.DataFrame:
@@ -264,10 +276,12 @@ class VideoRun:
         if not self.parts:
             return pd.DataFrame()
         rows = pd.concat(self.parts, ignore_index=True)
-        return interpolate_gaps(rows, self.model.settings.max_gap, self.model.labels)
+        return interpolate_gaps(rows, self.model.settings.max_gap, self.model.labels,
+                                self.model.action_units)
 
     def result(self, fps: float | None, source: str) -> FramePredictions:
-        return FramePredictions.build(self.table(), self.model.labels, fps, source)
+        return FramePredictions.build(self.table(), self.model.labels, fps, source,
+                                      self.model.action_units)
 
 
 @contextmanager

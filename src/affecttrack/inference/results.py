@@ -9,6 +9,7 @@ this type, so no writer has to guess column names or dtypes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TextIO
@@ -30,6 +31,7 @@ HEAD_COLUMNS: dict[str, str] = {
     "w": "Int64", "h": "Int64", "score": "float64", "valence": "float64", "arousal": "float64"}
 TAIL_COLUMNS: dict[str, str] = {"expression": "string", "interpolated": "bool"}
 VA = ["valence", "arousal"]
+AU_COLUMN = re.compile(r"AU\d+")
 
 
 def probability_columns(labels: Sequence[str]) -> list[str]:
@@ -52,15 +54,18 @@ class FramePredictions(pd.DataFrame):
     """One row per (frame, face) of a video; a frame without a face is one row with face_id <NA>.
 
     `labels`: the model's expression class names (probability-column order), `fps`: the video's
-    frame rate (None when unknown), `source`: the video path or a description of the input.
+    frame rate (None when unknown), `source`: the video path or a description of the input,
+    `action_units`: the model's action units, whose probabilities are the last columns (named
+    as the units, e.g. AU12), after `interpolated`.
     """
 
-    _metadata: ClassVar[list[str]] = ["labels", "fps", "source"]
+    _metadata: ClassVar[list[str]] = ["labels", "fps", "source", "action_units"]
     # Class-level defaults: pandas operations that cannot carry metadata (concat) still give a
     # table whose attributes read, instead of failing with a column lookup error.
     labels: tuple[str, ...] = ()
     fps: float | None = None
     source: str = ""
+    action_units: tuple[str, ...] = ()
 
     @property
     def _constructor(self) -> type[FramePredictions]:
@@ -68,13 +73,14 @@ class FramePredictions(pd.DataFrame):
 
     @classmethod
     def build(cls, table: pd.DataFrame, labels: Sequence[str], fps: float | None = None,
-              source: str = "") -> FramePredictions:
+              source: str = "", action_units: Sequence[str] = ()) -> FramePredictions:
         """The contract table from `table`: columns checked and ordered, dtypes set, rows sorted
         by (frame, face_id). `expression` is computed from the probabilities when absent and
         `interpolated` defaults to False; boxes are rounded to whole pixels."""
         labels = tuple(str(label) for label in labels)
+        action_units = tuple(str(unit) for unit in action_units)
         columns = {**HEAD_COLUMNS, **dict.fromkeys(probability_columns(labels), "float64"),
-                   **TAIL_COLUMNS}
+                   **TAIL_COLUMNS, **dict.fromkeys(action_units, "float64")}
         _check_columns(table, labels, columns, source)
         out = pd.DataFrame({name: _converted(table, name, dtype, source)
                             for name, dtype in columns.items() if name in table.columns})
@@ -89,18 +95,20 @@ class FramePredictions(pd.DataFrame):
             row = out[duplicated].iloc[0]
             raise AffectTrackError(f"{source}: frame {row['frame']} has more than one row for "
                                    f"face {row['face_id']}")
-        return cls._with_meta(out.reset_index(drop=True), labels, fps, source)
+        return cls._with_meta(out.reset_index(drop=True), labels, fps, source, action_units)
 
     @classmethod
     def _with_meta(cls, table: pd.DataFrame, labels: tuple[str, ...], fps: float | None,
-                   source: str) -> FramePredictions:
+                   source: str, action_units: tuple[str, ...]) -> FramePredictions:
         result = cls(table)
         result.labels, result.fps, result.source = labels, fps, source
+        result.action_units = action_units
         return result
 
     def _like(self, table: pd.DataFrame) -> FramePredictions:
         """`table` as a FramePredictions with this one's metadata and a fresh 0..n-1 index."""
-        return self._with_meta(table.reset_index(drop=True), self.labels, self.fps, self.source)
+        return self._with_meta(table.reset_index(drop=True), self.labels, self.fps, self.source,
+                               self.action_units)
 
     @property
     def probability_columns(self) -> list[str]:
@@ -125,16 +133,20 @@ class FramePredictions(pd.DataFrame):
     def faces(self) -> pd.DataFrame:
         """One row per face: when and how long it is seen, how much of it was interpolated, the
         mean and spread of valence and arousal, the mean probability of each class and the
-        class with the highest mean (its dominant expression)."""
+        class with the highest mean (its dominant expression), the mean probability of each
+        action unit."""
         rows = pd.DataFrame(self).dropna(subset=["face_id"])
         means = {column: (column, "mean") for column in self.probability_columns}
+        unit_means = {unit: (unit, "mean") for unit in self.action_units}
         summary = rows.groupby("face_id").agg(
             first_frame=("frame", "min"), last_frame=("frame", "max"), frames=("frame", "size"),
             start_s=("time_s", "min"), end_s=("time_s", "max"),
             interpolated_share=("interpolated", "mean"), valence_mean=("valence", "mean"),
             valence_std=("valence", "std"), arousal_mean=("arousal", "mean"),
-            arousal_std=("arousal", "std"), **means)
-        summary["expression"] = most_probable(summary[list(means)].to_numpy(), self.labels)
+            arousal_std=("arousal", "std"), **means, **unit_means)
+        summary.insert(summary.columns.get_loc(list(unit_means)[0]) if unit_means
+                       else len(summary.columns), "expression",
+                       most_probable(summary[list(means)].to_numpy(), self.labels))
         return summary.reset_index()
 
     def per_frame(self) -> FramePredictions:
@@ -147,12 +159,13 @@ class FramePredictions(pd.DataFrame):
         return self._like(ordered.drop_duplicates("frame").drop(columns="area"))
 
     def smooth(self, window: int = 15) -> FramePredictions:
-        """Valence, arousal and the probabilities averaged over a centred `window` of video
-        frames, per face (faces never mix; face-less rows stay as they are); `expression` is
+        """Valence, arousal and the class and action-unit probabilities averaged over a centred
+        `window` of video frames, per face (faces never mix; face-less rows stay as they are); `expression` is
         recomputed from the smoothed probabilities."""
         check_window(window)
         out = pd.DataFrame(self).copy()
-        groups = [columns for columns in (VA, self.probability_columns) if columns]
+        groups = [columns for columns in (VA, self.probability_columns, list(self.action_units))
+                  if columns]
         for _, rows in out.dropna(subset=["face_id"]).groupby("face_id"):
             for columns in groups:
                 values = rows[columns].to_numpy(dtype=np.float64)
@@ -188,7 +201,8 @@ class FramePredictions(pd.DataFrame):
     def read_csv(cls, path: Path, labels: Sequence[str] | None = None,
                  fps: float | None = None) -> FramePredictions:
         """A table written by `to_csv_file`. Without `labels` the class columns are those between
-        `arousal` and `expression`, spelled as in the `expression` column."""
+        `arousal` and `expression`, spelled as in the `expression` column; action-unit columns
+        (AU1, AU12 ...) are found by their names."""
         path = Path(path)
         if not path.is_file():
             raise InputError(path, "no such predictions file")
@@ -200,7 +214,8 @@ class FramePredictions(pd.DataFrame):
             raise InputError(path, f"not a predictions CSV ({error})") from None
         if labels is None:
             labels = _labels_from_columns(raw, path)
-        return cls.build(raw, labels, fps, str(path))
+        units = [str(column) for column in raw.columns if AU_COLUMN.fullmatch(str(column))]
+        return cls.build(raw, labels, fps, str(path), units)
 
     def to_abaw(self, path: Path) -> Path:
         """The ABAW valence/arousal file: `valence,arousal`, then one line per frame 1..N (the

@@ -11,10 +11,16 @@ seed); the test frames are the store's `test_split` ("val" for Aff-Wild2, whose 
 not public), never seen in training. Each variant trains on the frames that carry its labels (the
 combined model on frames with either, its losses masked).
 
+With `sequence_variants`, those variants' frame models also feed a sequence model with the same
+heads (valence/arousal for `va`; the frame model's heads, losses masked, for the combined ones),
+trained on the same training and early-stopping videos and scored on the same test frames: the
+table's `<variant>+sequence` rows.
+
 OUT/
   store/                        the face store (when the config names a `root` tree)
   <variant>/seed_<n>/model/     each frame-model run (resumed / reused when done)
   <variant>/seed_<n>/metrics.json
+  <variant>/seed_<n>/features/, sequence/, sequence_metrics.json   with sequence_variants
   results.json, table.md        mean ± std over seeds per variant, and every seed's figures
   mapping.json, category_map.png   the combined model: categories in valence/arousal space
   run.json
@@ -37,9 +43,12 @@ from ..evaluation.classification import classification_metrics
 from ..evaluation.metrics import va_metrics
 from ..evaluation.va_mapping import mapping_report
 from ..evaluation.va_mapping_plot import plot_category_maps
+from ..features.extract import extract_features
 from ..features.head_outputs import frame_head_outputs
+from ..models.registry import load_model_file
 from ..runinfo import write_json_atomic, write_run_info, write_text_atomic
 from ..training.frame import FrameTrainConfig, train_frame_model
+from ..training.sequence import SequenceTrainConfig, predict_sequences, train_sequence_model
 from ..training.splits import subject_holdout
 
 # variant -> frame model ({k}: the store's classes, {m}: its action units) and task
@@ -47,6 +56,9 @@ VARIANTS = {"expression": ("cnn_expr{k}", "expression"), "va": ("cnn_va", "va"),
             "combined": ("cnn_va_expr{k}", "combined"),
             "combined_au": ("cnn_va_expr{k}_au{m}", "combined")}
 DEFAULT_VARIANTS = ("expression", "va", "combined")
+# Variants whose frame model can feed a sequence model with the same heads (a sequence model
+# learns valence/arousal, or two or three heads together).
+SEQUENCE_VARIANTS = ("va", "combined", "combined_au")
 SCORES = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ccc_valence", "CCC valence"),
           ("ccc_arousal", "CCC arousal"), ("ccc_mean", "mean CCC"), ("au_f1", "AU F1"))
 
@@ -66,13 +78,20 @@ class MultitaskConfig:
     test_split: str = "val"
     val_fraction: float = 0.1
     split_seed: int = 0
+    sequence_variants: list[str] = field(default_factory=list)
     frame: FrameTrainConfig = field(default_factory=FrameTrainConfig)
+    sequence: SequenceTrainConfig = field(default_factory=SequenceTrainConfig)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown or not self.variants:
             raise AffectTrackError(f"multitask variants must be among {', '.join(VARIANTS)}; "
                                    f"got {self.variants}")
+        wrong = [name for name in self.sequence_variants
+                 if name not in SEQUENCE_VARIANTS or name not in self.variants]
+        if wrong:
+            raise AffectTrackError(f"multitask sequence_variants must be among the variants run "
+                                   f"and among {', '.join(SEQUENCE_VARIANTS)}; got {wrong}")
         if not self.seeds:
             raise AffectTrackError("config section 'multitask': seeds must list at least one")
 
@@ -107,6 +126,8 @@ def run_multitask(out_dir: Path, config: MultitaskConfig,
             runs.append(entry)
             if variant == "combined":
                 combined_outputs[seed] = outputs
+            if variant in config.sequence_variants:
+                runs.append(_run_sequence(store, frames, config, entry, out_dir))
     results = {"runs": runs, "summary": summarise(runs)}
     if combined_outputs:
         results["mapping"] = _mapping(frames.test, combined_outputs, store.expression_names,
@@ -158,9 +179,60 @@ def _run_one(store: FaceStore, frames: Frames, config: MultitaskConfig, variant:
     outputs = frame_head_outputs(store, result.model_path, test["row"].to_numpy())
     scores = test_scores(test, outputs, store.expression_names, store.action_units)
     entry = {"variant": variant, "seed": seed, "model": model, "steps": result.global_step,
-             **scores}
+             "model_file": str(result.model_path), **scores}
     write_json_atomic(run_dir / "metrics.json", entry)
     return entry, outputs
+
+
+def _run_sequence(store: FaceStore, frames: Frames, config: MultitaskConfig,
+                  frame_entry: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """A sequence model on one variant's frame features, with its heads, on the same videos."""
+    variant, seed = frame_entry["variant"], frame_entry["seed"]
+    run_dir = out_dir / variant / f"seed_{seed}"
+    frame_model = Path(frame_entry["model_file"])
+    features = extract_features(store, frame_model, run_dir / "features", progress=False)
+    heads = list(load_model_file(frame_model, "frame")[0].head_sizes)
+    sequence_config = replace(config.sequence, task="va" if variant == "va" else "combined",
+                              heads=None if variant == "va" else heads, seed=seed)
+    resplit = replace(store, index=_split_like(store.index, frames, config.test_split))
+    result = train_sequence_model(resplit, features, run_dir / "sequence", sequence_config,
+                                  progress=False)
+    predictions = predict_sequences(resplit, features, result.model_path, split="test")
+    outputs = _sequence_outputs(frames.test, predictions, store)
+    entry = {"variant": f"{variant}+sequence", "seed": seed,
+             "model": f"{frame_entry['model']} + {config.sequence.model}",
+             "steps": result.global_step, "model_file": str(result.model_path),
+             **test_scores(frames.test, outputs, store.expression_names, store.action_units)}
+    write_json_atomic(run_dir / "sequence_metrics.json", entry)
+    return entry
+
+
+def _split_like(index: pd.DataFrame, frames: Frames, test_split: str) -> pd.DataFrame:
+    """The index with its `split` column as the frame models used it: their training subjects "train",
+    their early-stopping subjects "val", the scored split "test", anything else "unused"; whole
+    videos, so that sequences keep their frames without a face or a label."""
+    train = index["split"] == "train"
+    split = np.select([train & index["subject"].isin(set(frames.train["subject"])),
+                       train & index["subject"].isin(set(frames.val["subject"])),
+                       index["split"] == test_split], ["train", "val", "test"], "unused")
+    return index.assign(split=split)
+
+
+def _sequence_outputs(test: pd.DataFrame, predictions: pd.DataFrame,
+                      store: FaceStore) -> dict[str, np.ndarray]:
+    """The sequence model's heads for the test frames, in their order, as `test_scores` reads
+    them (expression as class probabilities, action units as probabilities)."""
+    rows = test[["video", "frame"]].astype({"frame": np.int64}).merge(
+        predictions, on=["video", "frame"], how="left")
+    classes = [name.lower() for name in store.expression_names]
+    outputs = {}
+    if rows["valence"].notna().any():
+        outputs["va"] = rows[["valence", "arousal"]].to_numpy(np.float64)
+    if set(classes) <= set(rows.columns):
+        outputs["expression"] = rows[classes].to_numpy(np.float64)
+    if store.action_units and set(store.action_units) <= set(rows.columns):
+        outputs["au"] = rows[list(store.action_units)].to_numpy(np.float64)
+    return outputs
 
 
 def _mapping(test: pd.DataFrame, outputs: dict[int, dict[str, np.ndarray]],

@@ -66,11 +66,14 @@ def _run_classification(config: ClassificationConfig, out: Path, console: Consol
 
 
 def _multitask_config(sections: Sections) -> MultitaskConfig:
-    if "frame" in (sections.get("multitask") or {}):
-        raise AffectTrackError("config section 'multitask': put the model's settings in the "
-                               "top-level section 'frame'")
+    nested = sorted({"frame", "sequence"} & set(sections.get("multitask") or {}))
+    if nested:
+        raise AffectTrackError(f"config section 'multitask': put the models' settings in the "
+                               f"top-level section(s) {', '.join(map(repr, nested))}")
     config = configure(MultitaskConfig(), sections.get("multitask"), section="multitask")
-    return replace(config, frame=configure(config.frame, sections.get("frame"), section="frame"))
+    return replace(config, frame=configure(config.frame, sections.get("frame"), section="frame"),
+                   sequence=configure(config.sequence, sections.get("sequence"),
+                                      section="sequence"))
 
 
 def _run_multitask(config: MultitaskConfig, out: Path, console: Console) -> str:
@@ -109,7 +112,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "classification": Experiment(("classification", "frame"), _classification_config,
                                  _run_classification),
     "va": Experiment(("va", "frame", "sequence", "evaluation"), _va_config, _run_va),
-    "multitask": Experiment(("multitask", "frame"), _multitask_config, _run_multitask),
+    "multitask": Experiment(("multitask", "frame", "sequence"), _multitask_config,
+                            _run_multitask),
 }
 
 

@@ -51,10 +51,15 @@ SEQUENCE_TASKS = ("va", "combined")
 
 @dataclass
 class SequenceTrainConfig(RunConfig):
-    """Settings of one sequence-model training run."""
+    """Settings of one sequence-model training run.
+
+    `task`: va (the paper's) or combined; `heads` limits a combined model to some of va,
+    expression and au (default: every kind of label the store's train split has).
+    """
 
     model: str = "gru3"
     task: str = "va"
+    heads: list[str] | None = None
     window: int = 100
     stride: int = 10
     target: str = "many_to_many"
@@ -109,7 +114,7 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     feature_store.require_rows(face_store.faces.shape[0], face_store.path)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    heads = sequence_heads(face_store, config.task)
+    heads = sequence_heads(face_store, config.task, config.heads)
     datamodule, summary = _sequence_data(face_store, feature_store, config)
     input_dim = feature_store.features.shape[1]
     module = SequenceModule(config.model, config.target, config.loss, config.optimizer, config.lr,
@@ -136,19 +141,25 @@ def train_sequence_model(face_store: FaceStore, feature_store: FeatureStore, out
     return fit_and_finish(trainer, module, datamodule, out_dir, export)
 
 
-def sequence_heads(face_store: FaceStore, task: str) -> dict[str, int]:
+def sequence_heads(face_store: FaceStore, task: str,
+                   wanted: list[str] | None = None) -> dict[str, int]:
     """The heads a sequence model of `task` gets: valence/arousal for "va"; for "combined" each
-    of valence/arousal, expression and action units that the training split labels, in that
-    order (a head with no label to learn from would never be scored)."""
+    of valence/arousal, expression and action units (of `wanted`, default all) that the training
+    split labels, in that order (a head with no label to learn from would never be scored)."""
     if task != "combined":
         return {"va": 2}
+    unknown = sorted(set(wanted or ()) - {"va", "expression", "au"})
+    if unknown:
+        raise AffectTrackError(f"unknown sequence head(s) {', '.join(unknown)}; expected va, "
+                               "expression or au")
     train = face_store.index[face_store.index["split"] == "train"]
     units = list(face_store.action_units)
     labelled = {"va": (2, bool(train["valence"].notna().any())),
                 "expression": (len(face_store.expression_names),
                                bool((train["expression"] >= 0).any())),
                 "au": (len(units), bool(units) and bool((train[units] >= 0).to_numpy().any()))}
-    heads = {name: size for name, (size, present) in labelled.items() if present}
+    heads = {name: size for name, (size, present) in labelled.items()
+             if present and (wanted is None or name in wanted)}
     if len(heads) < 2:
         raise AffectTrackError(f"{face_store.path}: a combined sequence model needs two kinds of "
                                f"label in the train split; it has {', '.join(heads) or 'none'}")
@@ -194,17 +205,19 @@ def predict_sequences(face_store: FaceStore, feature_store: FeatureStore, model_
     to predict the frame after its inputs, so its output at step t is its prediction for frame t+1:
     outputs are shifted by one, and the first frame of a run, with no earlier frame to predict it
     from, takes the output after seeing itself. Frames without a face get no row; fill them with
-    `affecttrack.data.sequences.fill_missing`. A combined model adds `expression` (the most
-    probable class, an index into the store's names) and one probability column per action unit.
+    `affecttrack.data.sequences.fill_missing`. A combined model adds one probability column per
+    class (its name lower-cased, as `affecttrack predict` writes them), `expression` (the most
+    probable class's name) and one probability column per action unit (its name, e.g. AU12).
     """
     feature_store.require_rows(face_store.faces.shape[0], face_store.path)
     model, info = load_model_file(model_path, "sequence")
     many_to_one = info["meta"].get("target") == "many_to_one"
     units = info["meta"].get("action_units", [])
+    classes = info["meta"].get("expressions", [])
     table = SplitTable.build(face_store.index, split)
     parts: list[pd.DataFrame] = [_prediction_frame(np.zeros(0, dtype=object),
                                                    np.zeros(0, dtype=np.int64),
-                                                   _empty_outputs(model), units)]
+                                                   _empty_outputs(model), classes, units)]
     with torch.inference_mode():
         for start, stop in table.runs(table.has_face):
             x = torch.from_numpy(np.asarray(feature_store.features[table.rows[start:stop]]))
@@ -212,7 +225,7 @@ def predict_sequences(face_store: FaceStore, feature_store: FeatureStore, model_
             if many_to_one:
                 out = torch.cat([out[:1], out[:-1]])
             parts.append(_prediction_frame(table.videos[start:stop], table.frames[start:stop],
-                                           model.split_heads(out), units))
+                                           model.split_heads(out), classes, units))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -221,13 +234,16 @@ def _empty_outputs(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _prediction_frame(videos: np.ndarray, frames: np.ndarray, heads: dict[str, torch.Tensor],
-                      units: list[str]) -> pd.DataFrame:
-    """One run's rows: valence/arousal (NaN without that head), the class, AU probabilities."""
+                      classes: list[str], units: list[str]) -> pd.DataFrame:
+    """One run's rows: valence/arousal (NaN without that head), class probabilities and the most
+    probable class, AU probabilities."""
     va = heads["va"].numpy() if "va" in heads else np.full((len(frames), 2), np.nan, np.float32)
     columns: dict[str, np.ndarray] = {"video": videos, "frame": np.asarray(frames, np.int64),
                                       "valence": va[:, 0], "arousal": va[:, 1]}
     if "expression" in heads:
-        columns["expression"] = heads["expression"].argmax(dim=-1).numpy().astype(np.int64)
+        probabilities = torch.softmax(heads["expression"], dim=-1).numpy()
+        columns.update({name.lower(): probabilities[:, k] for k, name in enumerate(classes)})
+        columns["expression"] = np.asarray(classes, dtype=object)[probabilities.argmax(axis=-1)]
     if "au" in heads:
         probabilities = torch.sigmoid(heads["au"]).numpy()
         columns.update({name: probabilities[:, k] for k, name in enumerate(units)})
