@@ -144,7 +144,7 @@ class FramePredictions(pd.DataFrame):
             interpolated_share=("interpolated", "mean"), valence_mean=("valence", "mean"),
             valence_std=("valence", "std"), arousal_mean=("arousal", "mean"),
             arousal_std=("arousal", "std"), **means, **unit_means)
-        summary.insert(summary.columns.get_loc(list(unit_means)[0]) if unit_means
+        summary.insert(summary.columns.get_loc(next(iter(unit_means))) if unit_means
                        else len(summary.columns), "expression",
                        most_probable(summary[list(means)].to_numpy(), self.labels))
         return summary.reset_index()

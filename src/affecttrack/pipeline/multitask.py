@@ -48,7 +48,11 @@ from ..features.head_outputs import frame_head_outputs
 from ..models.registry import load_model_file
 from ..runinfo import write_json_atomic, write_run_info, write_text_atomic
 from ..training.frame import FrameTrainConfig, train_frame_model
-from ..training.sequence import SequenceTrainConfig, predict_sequences, train_sequence_model
+from ..training.sequence import (
+    SequenceTrainConfig,
+    predict_sequences,
+    train_sequence_model,
+)
 from ..training.splits import subject_holdout
 
 # variant -> frame model ({k}: the store's classes, {m}: its action units) and task
