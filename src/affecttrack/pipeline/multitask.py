@@ -302,8 +302,9 @@ def results_table(results: dict[str, Any], config: MultitaskConfig) -> str:
     """Markdown: mean ± std over seeds per variant, then every run."""
     header = "| variant | seeds | " + " | ".join(title for _, title in SCORES) + " |"
     rule = "|---|---|" + "---|" * len(SCORES)
-    lines = [(f"# Categorical, valence/arousal and combined frame models "
-             f"(test split {config.test_split!r}, mean ± std over seeds)"), "", header, rule]
+    lines = [(f"# Categorical, valence/arousal and combined models (test split "
+              f"{config.test_split!r}, mean ± std over seeds; `+sequence`: a GRU with the same "
+              "heads on that frame model's features)"), "", header, rule]
     for variant, entry in results["summary"].items():
         cells = [_mean_std(entry[key]) for key, _ in SCORES]
         lines.append(f"| {variant} | {len(entry['seeds'])} | " + " | ".join(cells) + " |")
