@@ -93,3 +93,17 @@ def test_a_plain_model_file_is_refused_with_how_to_bundle_it(frame_file, tmp_pat
                            "--onnx", str(tmp_path / "onnx"))
     assert code == 2 and err.count("\n") == 1
     assert str(frame_file[0]) in err and "affecttrack bundle --frame" in err
+
+
+def test_a_three_head_bundle_names_its_heads_and_units(ort, tmp_path) -> None:
+    frame_path, _ = model_file(tmp_path / "f.pt", "frame", "cnn_va_expr7_au8")
+    heads = {"va": 2, "expression": 7, "au": 8}
+    sequence_path, sequence = model_file(tmp_path / "s.pt", "sequence", "gru1",
+                                         hidden_sizes=(6,), heads=heads)
+    make_bundle(frame_path, sequence_path, out=tmp_path / "b.pt")
+    info = export_onnx(tmp_path / "b.pt", tmp_path / "onnx")
+    assert info["head_labels"]["au"][:3] == ["AU1", "AU2", "AU4"]
+    assert info["sequence"]["outputs"][0]["name"] == "outputs"
+    assert info["sequence"]["outputs"][0]["shape"] == ["b", "t", 17]
+    assert info["sequence"]["heads"] == {"va": [0, 2], "expression": [2, 9], "au": [9, 17]}
+    assert info["sequence"]["max_abs_diff_vs_torch"] < 1e-4

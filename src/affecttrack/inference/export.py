@@ -64,7 +64,8 @@ def export_onnx(bundle: Bundle | Path, out_dir: Path) -> dict[str, Any]:
         "sequence": (_export_sequence(bundle.sequence, out_dir / SEQUENCE_FILE, onnx,
                                       onnxruntime) if bundle.sequence is not None else None),
         "sequence_target": bundle.sequence_target,
-        "head_labels": {name: list(VA_NAMES if name == "va" else bundle.labels or [])
+        "head_labels": {name: list({"va": VA_NAMES, "expression": bundle.labels or (),
+                                    "au": bundle.action_units}[name])
                         for name in bundle.frame.head_sizes},
         "preprocessing": bundle.preprocessing,
     }
@@ -150,13 +151,19 @@ def _export_sequence(sequence: SequenceRNN, path: Path, onnx: ModuleType,
     states = step.state_names()
     width = sequence.layers[0].input_size
     inputs = {"features": ["b", "t", width], **{name: ["b", size] for name, size in states}}
-    outputs = {"va": ["b", "t", sequence.head.out_features],
+    # A valence/arousal network's output keeps its name; a combined one's columns are its heads,
+    # concatenated, whose places onnx.json records.
+    output = "va" if sequence.head_sizes == {"va": 2} else "outputs"
+    outputs = {output: ["b", "t", sequence.head.out_features],
                **{f"{name}_out": ["b", size] for name, size in states}}
     zeros = [torch.zeros(2, size) for _, size in states]
     _write_onnx(step, (torch.randn(2, 4, width), *zeros), path, inputs, outputs, onnx)
     error = _check_agreement(path, *_two_chunks(step, path, onnxruntime, width))
+    places = {head: [sequence.head_slice(head).start, sequence.head_slice(head).stop]
+              for head in sequence.head_sizes}
     return {"file": path.name, "inputs": _shapes(inputs), "outputs": _shapes(outputs),
-            "state": [name for name, _ in states], "max_abs_diff_vs_torch": error}
+            "heads": places, "state": [name for name, _ in states],
+            "max_abs_diff_vs_torch": error}
 
 
 def _write_onnx(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
