@@ -353,3 +353,21 @@ def test_combined_sequence_model_has_the_stores_heads(au_store, feature_store,
         max_steps=1), progress=False)
     assert load_model_file(only_two.model_path, "sequence")[0].head_sizes == {"va": 2,
                                                                               "au": len(AUS)}
+
+
+def test_a_runs_initial_weights_depend_on_its_seed_only(au_store, tmp_path) -> None:
+    """Nothing may draw from torch's generator between seeding and building the network (a
+    model built only to read its heads once did, and shifted every seeded result)."""
+    import lightning as L
+
+    from affecttrack.models.registry import create_frame_model
+    config = FrameTrainConfig(**{**TINY_FRAME, "lr": 0.0, "max_steps": 1}, seed=3,
+                              model="cnn_va_expr7_au8", task="combined", augment=False,
+                              balance="none")
+    result = train_frame_model(au_store, tmp_path / "run", config, progress=False)
+    trained, _ = load_model_file(result.model_path, "frame")
+    L.seed_everything(3, verbose=False)
+    fresh = create_frame_model("cnn_va_expr7_au8")
+    for name, weight in fresh.state_dict().items():
+        if "running" not in name and "num_batches" not in name:    # BatchNorm statistics move
+            torch.testing.assert_close(trained.state_dict()[name], weight, msg=name)

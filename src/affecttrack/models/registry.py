@@ -84,6 +84,16 @@ def create_model(kind: Kind, name: str, **overrides: Any) -> nn.Module:
     return cls(**{**models[name].kwargs, **overrides})
 
 
+def frame_head_sizes(name: str) -> dict[str, int]:
+    """The heads of a named frame model, read from its configuration: building the model to ask
+    would draw its initial weights from the random generator and shift every later draw of a
+    seeded run."""
+    models, _ = _registry("frame")
+    if name not in models:
+        raise AffectTrackError(f"unknown frame model {name!r}; known: {', '.join(sorted(models))}")
+    return dict(models[name].kwargs.get("heads", {"va": 2}))
+
+
 def create_frame_model(name: str, **overrides: Any) -> FrameCNN:
     """A frame CNN by name (`cnn_va`, `cnn_expr7`, `cnn_expr8`)."""
     return create_model("frame", name, **overrides)  # type: ignore[return-value]

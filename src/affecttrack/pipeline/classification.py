@@ -39,7 +39,7 @@ from ..evaluation.classification_tables import (
 from ..evaluation.confusion_plot import plot_confusion_matrix
 from ..features.head_outputs import frame_head_outputs
 from ..labels import map_expressions
-from ..models.registry import create_frame_model
+from ..models.registry import frame_head_sizes
 from ..runinfo import atomic_path, write_json_atomic, write_run_info, write_text_atomic
 from ..training.frame import FrameTrainConfig, train_frame_model
 from ..training.splits import Split, subject_holdout, subject_kfold
@@ -177,7 +177,7 @@ def run_classification(out_dir: Path, config: ClassificationConfig,
 
 
 def _check_model(model: str, names: tuple[str, ...], store: FaceStore) -> None:
-    classes = create_frame_model(model).head_sizes.get("expression")
+    classes = frame_head_sizes(model).get("expression")
     if classes != len(names):
         raise AffectTrackError(f"{store.path} has {len(names)} expression classes "
                                f"({', '.join(names)}) but model {model!r} has "

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from ..errors import AffectTrackError
-from ..models.registry import create_frame_model, save_model_file
+from ..models.registry import create_frame_model, frame_head_sizes, save_model_file
 from ..runinfo import write_run_info
 from .frame_data import (
     FrameDataModule,
@@ -204,7 +204,7 @@ def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.Dat
 def _action_units(store: FaceStore, config: FrameTrainConfig) -> tuple[str, ...]:
     """The store's action units when the run trains an action-unit head (refused when the head
     and the store disagree on how many there are), else none."""
-    sizes = create_frame_model(config.model).head_sizes
+    sizes = frame_head_sizes(config.model)
     if config.task != "combined" or "au" not in sizes:
         return ()
     units = store.action_units
