@@ -8,6 +8,7 @@ pleasant emotions right, unpleasant left, activated ones up.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -41,6 +42,11 @@ AU_UNANNOTATED = -1
 ACTION_UNITS_2020: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25")
 ACTION_UNITS_LATER: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15",
                                        "AU23", "AU24", "AU25", "AU26")
+
+
+def is_action_unit(name: str) -> bool:
+    """Whether `name` is an action unit's name as Aff-Wild2's files and our tables write it."""
+    return re.fullmatch(r"AU\d+", name) is not None
 
 
 def sorted_action_units(names: Iterable[str]) -> tuple[str, ...]:

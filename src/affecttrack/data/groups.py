@@ -81,8 +81,9 @@ class FaceGroup:
     """A group of frames: a video, a CK+ sequence, one person's photos.
 
     `labels` has one row per labelled frame (`LABEL_COLUMNS`: valence/arousal NaN and expression
-    -1 where absent, then a column per action unit the group annotates, -1 where unknown), including frames the reader has no image for (Aff-Wild2 labels frames
-    without a face); see `label_table`.
+    -1 where absent, then a column per action unit the group annotates, -1 where unknown),
+    including frames the reader has no image for (Aff-Wild2 labels frames without a face); see
+    `label_table`.
     """
 
     name: str

@@ -20,7 +20,8 @@ from ..training.frame_data import FaceFrames, FrameSet
 def frame_head_outputs(store: FaceStore, model_path: Path, rows: np.ndarray,
                        batch_size: int = 256) -> dict[str, np.ndarray]:
     """head name -> (len(rows), head size) float32 outputs (expression: class probabilities,
-    au: each unit's probability of being active) for the faces at `rows` of the store, in the order given."""
+    au: each unit's probability of being active) for the faces at `rows` of the store, in the
+    order given."""
     model, _ = load_model_file(model_path, "frame")
     rows = np.asarray(rows, dtype=np.int64)
     outputs = {name: np.empty((len(rows), size), np.float32)

@@ -9,7 +9,6 @@ this type, so no writer has to guess column names or dtypes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TextIO
@@ -19,7 +18,7 @@ import pandas as pd
 
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.evaluation.smoothing import check_window, smooth_track
-from affecttrack.labels import VA_UNANNOTATED, canonical_expression
+from affecttrack.labels import VA_UNANNOTATED, canonical_expression, is_action_unit
 from affecttrack.runinfo import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
@@ -31,7 +30,6 @@ HEAD_COLUMNS: dict[str, str] = {
     "w": "Int64", "h": "Int64", "score": "float64", "valence": "float64", "arousal": "float64"}
 TAIL_COLUMNS: dict[str, str] = {"expression": "string", "interpolated": "bool"}
 VA = ["valence", "arousal"]
-AU_COLUMN = re.compile(r"AU\d+")
 
 
 def probability_columns(labels: Sequence[str]) -> list[str]:
@@ -144,10 +142,9 @@ class FramePredictions(pd.DataFrame):
             interpolated_share=("interpolated", "mean"), valence_mean=("valence", "mean"),
             valence_std=("valence", "std"), arousal_mean=("arousal", "mean"),
             arousal_std=("arousal", "std"), **means, **unit_means)
-        summary.insert(summary.columns.get_loc(next(iter(unit_means))) if unit_means
-                       else len(summary.columns), "expression",
-                       most_probable(summary[list(means)].to_numpy(), self.labels))
-        return summary.reset_index()
+        summary["expression"] = most_probable(summary[list(means)].to_numpy(), self.labels)
+        units = list(self.action_units)    # last, as in the frame table
+        return summary[[*summary.columns.drop(units), *units]].reset_index()
 
     def per_frame(self) -> FramePredictions:
         """One row per frame: its largest face (by box area; the lowest id on a tie), or its
@@ -160,8 +157,8 @@ class FramePredictions(pd.DataFrame):
 
     def smooth(self, window: int = 15) -> FramePredictions:
         """Valence, arousal and the class and action-unit probabilities averaged over a centred
-        `window` of video frames, per face (faces never mix; face-less rows stay as they are); `expression` is
-        recomputed from the smoothed probabilities."""
+        `window` of video frames, per face (faces never mix; face-less rows stay as they are);
+        `expression` is recomputed from the smoothed probabilities."""
         check_window(window)
         out = pd.DataFrame(self).copy()
         groups = [columns for columns in (VA, self.probability_columns, list(self.action_units))
@@ -214,7 +211,7 @@ class FramePredictions(pd.DataFrame):
             raise InputError(path, f"not a predictions CSV ({error})") from None
         if labels is None:
             labels = _labels_from_columns(raw, path)
-        units = [str(column) for column in raw.columns if AU_COLUMN.fullmatch(str(column))]
+        units = [str(column) for column in raw.columns if is_action_unit(str(column))]
         return cls.build(raw, labels, fps, str(path), units)
 
     def to_abaw(self, path: Path) -> Path:

@@ -45,7 +45,7 @@ from ..evaluation.va_mapping import mapping_report
 from ..evaluation.va_mapping_plot import plot_category_maps
 from ..features.extract import extract_features
 from ..features.head_outputs import frame_head_outputs
-from ..models.registry import load_model_file
+from ..models.registry import frame_head_sizes
 from ..runinfo import write_json_atomic, write_run_info, write_text_atomic
 from ..training.frame import FrameTrainConfig, train_frame_model
 from ..training.sequence import (
@@ -195,7 +195,7 @@ def _run_sequence(store: FaceStore, frames: Frames, config: MultitaskConfig,
     run_dir = out_dir / variant / f"seed_{seed}"
     frame_model = Path(frame_entry["model_file"])
     features = extract_features(store, frame_model, run_dir / "features", progress=False)
-    heads = list(load_model_file(frame_model, "frame")[0].head_sizes)
+    heads = list(frame_head_sizes(frame_entry["model"]))
     sequence_config = replace(config.sequence, task="va" if variant == "va" else "combined",
                               heads=None if variant == "va" else heads, seed=seed)
     resplit = replace(store, index=_split_like(store.index, frames, config.test_split))
@@ -212,9 +212,9 @@ def _run_sequence(store: FaceStore, frames: Frames, config: MultitaskConfig,
 
 
 def _split_like(index: pd.DataFrame, frames: Frames, test_split: str) -> pd.DataFrame:
-    """The index with its `split` column as the frame models used it: their training subjects "train",
-    their early-stopping subjects "val", the scored split "test", anything else "unused"; whole
-    videos, so that sequences keep their frames without a face or a label."""
+    """The index with its `split` column as the frame models used it: their training subjects
+    "train", their early-stopping subjects "val", the scored split "test", anything else
+    "unused"; whole videos, so that sequences keep their frames without a face or a label."""
     train = index["split"] == "train"
     split = np.select([train & index["subject"].isin(set(frames.train["subject"])),
                        train & index["subject"].isin(set(frames.val["subject"])),

@@ -3,8 +3,8 @@
 Training sees windows of `window` consecutive frames that all have a face and a label (DESIGN:
 no gaps). The task is valence/arousal (the paper's), or `combined`: the same heads as a combined
 frame model (valence/arousal, expression, action units: those the store labels), losses masked
-per frame where a label is missing. many_to_many scores every step of a window; many_to_one (the public code) scores only
-the frame right after the window. Adam at 1e-3 is the default here: it trains the GRU within a
+per frame where a label is missing. many_to_many scores every step of a window; many_to_one
+(the public code) scores only the frame right after the window. Adam at 1e-3 is the default here: it trains the GRU within a
 minute on a CPU where SGD at 0.01 would need far longer. Precision defaults to float32: CPU
 autocast keeps nn.GRU/RNN/LSTM in float32 (only the small linear head would run in bf16), and on
 this project's AVX512-BF16 CPU a bf16 run trained no faster than float32 within measuring noise.

@@ -192,12 +192,8 @@ class CombinedTask:
         scores: dict[str, torch.Tensor] = {}
         for name, part in self.parts.items():
             scores.update(part.scores(value[name]))
-        monitored = [scores[_HEAD_SCORES[name]] for name in self.parts]
+        monitored = [scores[part.monitor] for part in self.parts.values()]
         return {**scores, "val/score": torch.stack(monitored).mean()}
-
-
-# The score each head contributes to a combined task's val/score.
-_HEAD_SCORES = {"va": "val/ccc", "expression": "val/macro_f1", "au": "val/au_f1"}
 
 
 class HeadMetrics(nn.ModuleDict):
@@ -277,12 +273,11 @@ def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = No
     heads = heads or {}
     if name not in TASKS:
         raise AffectTrackError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    # The single-head tasks are named after their head.
     trained = [head for head in ("va", "expression", "au") if head in heads]
-    needed = {"va": ["va"], "expression": ["expression"]}.get(name, ["va", "expression"])
-    if (name == "combined" and len(trained) < 2) or (
-            name != "combined" and needed[0] not in heads):
+    if (len(trained) < 2) if name == "combined" else (name not in heads):
         wanted = ("two of the 'va', 'expression' and 'au' heads" if name == "combined"
-                  else f"a {needed[0]!r} head")
+                  else f"a {name!r} head")
         raise AffectTrackError(f"task {name!r} needs a model with {wanted}; this model has "
                                f"{', '.join(heads) or 'none'}")
     va = VATask(loss) if "va" in heads else None

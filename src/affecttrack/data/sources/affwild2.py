@@ -9,8 +9,9 @@ Layout (DESIGN.md section 3)::
 
 Later releases name the task folders VA_Estimation_Challenge, EXPR_Recognition_Challenge and
 AU_Detection_Challenge, add an eighth expression, Other, and annotate 12 action units instead of
-8 (the AU files' headers name them). Line i after a file's header labels frame i. The scan only lists files
-and reads the small annotation texts; decoding the ~2.8M images is the face store's job.
+8 (the AU files' headers name them). Line i after a file's header labels frame i. The scan only
+lists files and reads the small annotation texts; decoding the ~2.8M images is the face store's
+job.
 
 Problems that spoil one file or video are collected, not raised, so one bad file in a tree of
 hundreds does not stop a multi-hour prepare; only a tree whose layout cannot be read at all raises
@@ -20,7 +21,6 @@ InputError. `AffWild2Scan.source_scan` describes the tree as groups of frames fo
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,12 @@ from affecttrack.data.groups import (
     label_table,
 )
 from affecttrack.errors import InputError
-from affecttrack.labels import AFFWILD2_EXPRESSIONS, AU_UNANNOTATED, sorted_action_units
+from affecttrack.labels import (
+    AFFWILD2_EXPRESSIONS,
+    AU_UNANNOTATED,
+    is_action_unit,
+    sorted_action_units,
+)
 
 FRAMES_FOLDER = "cropped_aligned"
 ANNOTATIONS_FOLDER = "annotations"
@@ -50,7 +55,6 @@ SPLIT_FOLDERS: dict[str, str] = {"Train_Set": "train", "Validation_Set": "val"}
 VA_HEADER: tuple[str, ...] = ("valence", "arousal")
 EXPR_HEADERS: tuple[tuple[str, ...], ...] = (AFFWILD2_EXPRESSIONS,
                                               AFFWILD2_EXPRESSIONS + ("Other",))
-AU_NAME = re.compile(r"AU\d+")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 _MAX_LINES_NAMED = 5
 
@@ -259,8 +263,7 @@ def read_au_file(path: Path) -> tuple[np.ndarray | None, tuple[str, ...], list[P
     if isinstance(lines, Problem):
         return None, (), [lines]
     names = tuple(part.strip().upper() for part in lines[0].split(",")) if lines else ()
-    if not names or not all(AU_NAME.fullmatch(name) for name in names) or len(set(names)) < len(
-            names):
+    if not names or not all(map(is_action_unit, names)) or len(set(names)) < len(names):
         found = repr(lines[0][:80]) if lines else "an empty file"
         return None, (), [Problem("bad_header", path, f"header is {found}, expected distinct "
                                                       "action-unit names such as 'AU1,AU2,AU4'; "

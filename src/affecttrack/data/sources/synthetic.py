@@ -397,10 +397,11 @@ def _au_lines(units: np.ndarray, annotated: np.ndarray) -> list[str]:
             for row, ok in zip(units.tolist(), annotated)]
 
 
-def _annotation_paths(root: Path, job: _Job) -> tuple[Path, Path, Path]:
+def _annotation_paths(root: Path, job: _Job) -> list[Path]:
+    """The video's VA, EXPR and AU files."""
     folder = SPLIT_FOLDERS[job.split]
-    return tuple(root / "annotations" / task / folder / f"{job.name}.txt"  # type: ignore[return-value]
-                 for task in ("VA_Set", "EXPR_Set", "AU_Set"))
+    return [root / "annotations" / task / folder / f"{job.name}.txt"
+            for task in ("VA_Set", "EXPR_Set", "AU_Set")]
 
 
 def _video_stats(job: _Job, script: _Script, units: np.ndarray,
