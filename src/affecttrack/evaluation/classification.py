@@ -96,16 +96,17 @@ def summarise_folds(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     scalars = ("accuracy", "macro_f1", "unmapped_fraction")
     summary: dict[str, Any] = {"mean": {}, "std": {}}
     for key in scalars:
-        summary["mean"][key], summary["std"][key] = _mean_std([fold[key] for fold in folds])
+        summary["mean"][key], summary["std"][key] = mean_std([fold[key] for fold in folds])
     names = list(folds[0]["recall"]) if folds else []
-    recalls = {name: _mean_std([fold["recall"][name] for fold in folds
+    recalls = {name: mean_std([fold["recall"][name] for fold in folds
                                 if fold["recall"][name] is not None]) for name in names}
     summary["mean"]["recall"] = {name: value[0] for name, value in recalls.items()}
     summary["std"]["recall"] = {name: value[1] for name, value in recalls.items()}
     return summary
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None for a single value; both None for none)."""
     if not values:
         return None, None
     std = float(np.std(values, ddof=1)) if len(values) > 1 else None

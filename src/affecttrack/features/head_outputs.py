@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data.store import FaceStore
+from ..models.cnn import head_probabilities
 from ..models.registry import load_model_file
 from ..training.frame_data import FaceFrames, FrameSet
 
@@ -30,10 +31,6 @@ def frame_head_outputs(store: FaceStore, model_path: Path, rows: np.ndarray,
     faces = FaceFrames(Path(store.path) / "faces.npy", FrameSet(rows, positions))
     with torch.inference_mode():
         for x, where in faces.loader(batch_size, train=False):
-            for name, value in model(x).items():
-                if name == "expression":
-                    value = torch.softmax(value, dim=1)
-                elif name == "au":
-                    value = torch.sigmoid(value)
-                outputs[name][where.numpy()] = value.float().numpy()
+            for name, value in head_probabilities(model(x)).items():
+                outputs[name][where.numpy()] = value.numpy()
     return outputs

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..data.detect import DEFAULT_DETECTOR, DETECTORS
+from ..data.detect import DEFAULT_DETECTOR, DETECTORS, FaceDetector, create_detector
 from ..errors import AffectTrackError, InputError
 from ..labels import (
     ACTION_UNITS_2020,
@@ -81,6 +81,14 @@ class Preprocessing:
     detector: str | None = DEFAULT_DETECTOR
     detector_settings: dict[str, Any] = field(default_factory=dict)
     margin: float = 0.1
+
+    def make_detector(self, name: str | None = None) -> FaceDetector | None:
+        """A new face detector: `name`, or the one training used (with its settings); None when
+        neither names one (a model for ready-cropped faces)."""
+        name = name or self.detector
+        if name is None:
+            return None
+        return create_detector(name, **(self.detector_settings if name == self.detector else {}))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import queue
-import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from ..data.groups import Problem
 from ..data.images import is_image, read_grey
 from ..data.video_frames import DecodedFrame, decode_frames, is_video
 from ..errors import AffectTrackError, InputError
+from ..natural_order import natural_key
 
 T = TypeVar("T")
 _DONE = object()
@@ -50,12 +50,6 @@ class PredictInput:
         if self.kind == "video":
             return decode_frames(self.path)
         return image_frames(self.files, problems, fps)
-
-
-def natural_key(path: Path) -> list[int | str]:
-    """frame2 before frame10: numbers in names compare as numbers."""
-    return [int(part) if part.isdigit() else part.lower()
-            for part in re.split(r"(\d+)", path.name)]
 
 
 def collect_inputs(paths: Iterable[str | Path]) -> tuple[list[PredictInput], list[Problem]]:
@@ -96,7 +90,7 @@ def _inputs_at(path: Path) -> list[PredictInput]:
         return []
     if not path.is_dir():
         return []
-    children = sorted(path.iterdir(), key=natural_key)
+    children = sorted(path.iterdir(), key=lambda child: natural_key(child.name))
     videos = [child for child in children if child.is_file() and is_video(child)]
     if videos:
         return [PredictInput("video", video, video.stem) for video in videos]

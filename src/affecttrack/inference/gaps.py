@@ -48,17 +48,12 @@ def _fill_track(track: pd.DataFrame, max_gap: int, values: list[str]) -> pd.Data
     gaps = np.flatnonzero((steps > 1) & (steps <= max_gap + 1))
     if not gaps.size:
         return track.iloc[:0]
+    missing = np.concatenate([np.arange(frames[gap] + 1, frames[gap + 1]) for gap in gaps])
     numeric = track[BOX + values].to_numpy(dtype=np.float64, na_value=np.nan)
-    pieces = []
-    for gap in gaps:
-        missing = np.arange(frames[gap] + 1, frames[gap + 1])
-        weight = ((missing - frames[gap]) / steps[gap])[:, None]
-        inside = numeric[gap] * (1 - weight) + numeric[gap + 1] * weight
-        piece = pd.DataFrame(inside, columns=BOX + values)
-        piece[BOX] = piece[BOX].round()
-        piece.insert(0, "frame", missing)
-        pieces.append(piece)
-    new = pd.concat(pieces, ignore_index=True)
+    new = pd.DataFrame({column: np.interp(missing, frames, numeric[:, j])
+                        for j, column in enumerate(BOX + values)})
+    new[BOX] = new[BOX].round()
+    new.insert(0, "frame", missing)
     new["face_id"] = track["face_id"].iloc[0]
     new["score"] = np.nan
     new["interpolated"] = True

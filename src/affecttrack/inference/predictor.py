@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.detect import FaceDetector, create_detector, crop_box
+from ..data.detect import FaceDetector, crop_box
 from ..data.video_frames import DecodedFrame, decode_frames, probe_video
 from ..errors import AffectTrackError
-from ..labels import va_from_probabilities
-from ..models.cnn import faces_to_input
+from ..labels import expression_va, probabilities_to_va
+from ..models.cnn import faces_to_input, head_probabilities
 from ..training.precision import autocast_for, channels_last_for, choose_precision
 from .bundle import Bundle, load_bundle
 from .frame_sources import Prefetch, array_frames
@@ -87,6 +87,8 @@ class AffectModel:
         self.frame = bundle.frame.eval().to(memory_format=self._memory_format)
         self.labels: tuple[str, ...] = bundle.labels or ()
         self.action_units: tuple[str, ...] = bundle.action_units
+        # Each class's place in valence/arousal space, looked up once rather than per batch.
+        self._centroids = expression_va(self.labels) if self.labels else None
         self.va_source = self._va_source()
 
     def _va_source(self) -> str:
@@ -95,21 +97,18 @@ class AffectModel:
             return "sequence model"
         if "va" in self.frame.heads:
             return "frame model"
-        if self.labels and va_from_probabilities(np.zeros(len(self.labels)), self.labels) \
-                is not None:
+        if self._centroids is not None:
             return "expression mapping"
         return "none"
 
     def detector(self) -> FaceDetector:
         """A new detector as the bundle's preprocessing (or the settings) name it."""
-        name = self.settings.detector or self.bundle.preprocessing.detector
-        if name is None:
+        detector = self.bundle.preprocessing.make_detector(self.settings.detector)
+        if detector is None:
             raise AffectTrackError("this model was trained on ready-cropped faces and names no "
                                    "face detector; pass one (e.g. --detector hog_haar) to run "
                                    "it on whole frames, or use predict_faces on crops")
-        options = (self.bundle.preprocessing.detector_settings
-                   if name == self.bundle.preprocessing.detector else {})
-        return create_detector(name, **options)
+        return detector
 
     def start(self) -> VideoRun:
         """A fresh run over one video's frames (its own tracker and sequence states)."""
@@ -156,17 +155,17 @@ class AffectModel:
         x = faces_to_input(faces).contiguous(memory_format=self._memory_format)
         with torch.inference_mode(), autocast_for(self.precision, x.device):
             z = self.frame.features(x)
-            heads = {name: head(z).float() for name, head in self.frame.heads.items()}
+            logits = {name: head(z) for name, head in self.frame.heads.items()}
+        heads = head_probabilities(logits)    # in float32, outside autocast
         n = len(faces)
-        probabilities = (torch.softmax(heads["expression"], dim=1).numpy()
-                         if "expression" in heads else np.zeros((n, 0), np.float32))
+        probabilities = (heads["expression"].numpy() if "expression" in heads
+                         else np.zeros((n, 0), np.float32))
         if "va" in heads:
             va = heads["va"].numpy()
         else:
-            mapped = va_from_probabilities(probabilities, self.labels) if self.labels else None
-            va = mapped if mapped is not None else np.full((n, 2), np.nan)
-        au = (torch.sigmoid(heads["au"]).numpy() if "au" in heads
-              else np.zeros((n, 0), np.float32))
+            va = (probabilities_to_va(probabilities, self._centroids)
+                  if self._centroids is not None else np.full((n, 2), np.nan))
+        au = heads["au"].numpy() if "au" in heads else np.zeros((n, 0), np.float32)
         return {"features": z.float().numpy(), "probabilities": probabilities,
                 "va": np.clip(va, -1.0, 1.0), "au": au}
 
@@ -228,14 +227,14 @@ class VideoRun:
         for row, index in enumerate(with_face):
             rows_of[found[index][1].face_id].append(row)   # type: ignore[union-attr]
         va = np.empty((len(with_face), 2), np.float32)
-        for face_id, rows in rows_of.items():
-            stream = self.streams.get(face_id)
-            if stream is None:
-                stream = SequenceStream.from_bundle(self.model.bundle,
-                                                    max_gap=self.model.settings.max_gap)
-                self.streams[face_id] = stream
-            numbers = [found[with_face[row]][0].number for row in rows]
-            with one_thread():
+        with one_thread():
+            for face_id, rows in rows_of.items():
+                stream = self.streams.get(face_id)
+                if stream is None:
+                    stream = SequenceStream.from_bundle(self.model.bundle,
+                                                        max_gap=self.model.settings.max_gap)
+                    self.streams[face_id] = stream
+                numbers = [found[with_face[row]][0].number for row in rows]
                 va[rows] = stream.push(features[rows], numbers)[:, stream.model.head_slice("va")]
         self.times.sequence += time.perf_counter() - clock
         return np.clip(va, -1.0, 1.0)

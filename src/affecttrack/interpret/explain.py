@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..data.detect import FaceDetector, create_detector, detect_largest_face
+from ..data.detect import FaceDetector, detect_largest_face
 from ..data.faces import to_face_crop
 from ..data.images import read_grey
 from ..data.store import FaceStore
@@ -136,7 +136,7 @@ def explain_face(bundle: Bundle, path: Path, out: Path, frame: int | None,
                  settings: ExplainSettings) -> dict[str, Any]:
     """The face of an image, or of frame `frame` of a video, and (for a video with a sequence
     window) the importance of the frames before it."""
-    detector = _detector(bundle)
+    detector = bundle.preprocessing.make_detector()
     if frame is None:
         frames = [DecodedFrame(1, 0.0, _read_image(path))]
     else:
@@ -153,14 +153,6 @@ def explain_face(bundle: Bundle, path: Path, out: Path, frame: int | None,
         record["temporal"] = _explain_window(bundle, frames, detector, target, out, settings)
         record["files"]["temporal"] = "temporal.png"
     return record
-
-
-def _detector(bundle: Bundle) -> FaceDetector | None:
-    """The bundle's detector, or None for a model trained on ready crops."""
-    preprocessing = bundle.preprocessing
-    if preprocessing.detector is None:
-        return None
-    return create_detector(preprocessing.detector, **preprocessing.detector_settings)
 
 
 def _find_face(image: np.ndarray, detector: FaceDetector | None,

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from ..errors import AffectTrackError
 from ..labels import canonical_expression
-from ..models.cnn import faces_to_input
+from ..models.cnn import faces_to_input, head_probabilities
 
 VA_NAMES: tuple[str, ...] = ("valence", "arousal")
 BASELINES: tuple[str, ...] = ("mean", "black")
@@ -48,11 +48,10 @@ class Target:
 
 
 def head_outputs(model: nn.Module, faces: np.ndarray) -> dict[str, np.ndarray]:
-    """Every head on (n, 96, 96) uint8 faces: expression as softmax probabilities, va as is."""
+    """Every head on (n, 96, 96) uint8 faces, as `head_probabilities` reads them."""
     with torch.no_grad():
-        outputs = model(faces_to_input(faces))
-    return {head: (torch.softmax(value, dim=1) if head == "expression" else value).numpy()
-            for head, value in outputs.items()}
+        outputs = head_probabilities(model(faces_to_input(faces)))
+    return {head: value.numpy() for head, value in outputs.items()}
 
 
 def class_target(index: int, labels: Sequence[str] | None) -> Target:

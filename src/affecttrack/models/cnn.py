@@ -29,6 +29,14 @@ def faces_to_input(faces: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(faces)).unsqueeze(1).float().div_(INPUT_DIVISOR)
 
 
+def head_probabilities(outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Heads as a user reads them: expression logits as class probabilities (softmax),
+    action-unit logits as each unit's probability (sigmoid), valence/arousal as they are."""
+    readers = {"expression": lambda logits: torch.softmax(logits, dim=-1), "au": torch.sigmoid}
+    return {name: readers.get(name, lambda value: value)(value.float())
+            for name, value in outputs.items()}
+
+
 class FrameCNN(nn.Module):
     """Frame regressor/classifier with named heads ("va" -> 2 outputs, "expression" -> logits)."""
 

@@ -39,7 +39,7 @@ from rich.console import Console
 from ..data.store import FaceStore, describe_store, prepare_affwild2
 from ..errors import AffectTrackError
 from ..evaluation.action_units import action_unit_metrics
-from ..evaluation.classification import classification_metrics
+from ..evaluation.classification import classification_metrics, mean_std
 from ..evaluation.metrics import va_metrics
 from ..evaluation.va_mapping import mapping_report
 from ..evaluation.va_mapping_plot import plot_category_maps
@@ -290,10 +290,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         own = [run for run in runs if run["variant"] == variant]
         entry: dict[str, Any] = {"seeds": [run["seed"] for run in own]}
         for key, _ in SCORES:
-            values = [run[key] for run in own if run[key] is not None]
-            entry[key] = ({"mean": float(np.mean(values)),
-                           "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
-                          if values else None)
+            mean, std = mean_std([run[key] for run in own if run[key] is not None])
+            entry[key] = None if mean is None else {"mean": mean, "std": std}
         summary[variant] = entry
     return summary
 

@@ -51,13 +51,21 @@ class VARun:
     experiment: VAExperimentConfig
 
 
+def _with_models(sections: Sections, name: str, config: Any,
+                 models: tuple[str, ...] = ("frame",)) -> Any:
+    """`config` (an experiment's own section `name`) with its models' settings taken from the
+    top-level sections `models`, where they belong rather than nested in `name`."""
+    nested = sorted(set(models) & set(sections.get(name) or {}))
+    if nested:
+        raise AffectTrackError(f"config section {name!r}: put the models' settings in the "
+                               f"top-level section(s) {', '.join(map(repr, nested))}")
+    config = configure(config, sections.get(name), section=name)
+    return replace(config, **{model: configure(getattr(config, model), sections.get(model),
+                                               section=model) for model in models})
+
+
 def _classification_config(sections: Sections) -> ClassificationConfig:
-    if "frame" in (sections.get("classification") or {}):
-        raise AffectTrackError("config section 'classification': put the model's settings in the "
-                               "top-level section 'frame'")
-    config = configure(ClassificationConfig(), sections.get("classification"),
-                       section="classification")
-    return replace(config, frame=configure(config.frame, sections.get("frame"), section="frame"))
+    return _with_models(sections, "classification", ClassificationConfig())
 
 
 def _run_classification(config: ClassificationConfig, out: Path, console: Console) -> str:
@@ -66,14 +74,7 @@ def _run_classification(config: ClassificationConfig, out: Path, console: Consol
 
 
 def _multitask_config(sections: Sections) -> MultitaskConfig:
-    nested = sorted({"frame", "sequence"} & set(sections.get("multitask") or {}))
-    if nested:
-        raise AffectTrackError(f"config section 'multitask': put the models' settings in the "
-                               f"top-level section(s) {', '.join(map(repr, nested))}")
-    config = configure(MultitaskConfig(), sections.get("multitask"), section="multitask")
-    return replace(config, frame=configure(config.frame, sections.get("frame"), section="frame"),
-                   sequence=configure(config.sequence, sections.get("sequence"),
-                                      section="sequence"))
+    return _with_models(sections, "multitask", MultitaskConfig(), ("frame", "sequence"))
 
 
 def _run_multitask(config: MultitaskConfig, out: Path, console: Console) -> str:

@@ -8,11 +8,12 @@ with its size under the nearest such folder, so nothing of the run goes unmentio
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..natural_order import natural_key
 
 # Largest file of each kind that is shown in the page rather than listed.
 SHOWN_LIMITS = {".png": 5_000_000, ".md": 1_000_000, ".json": 1_000_000}
@@ -40,12 +41,6 @@ class Section:
     listed: list[Listed] = field(default_factory=list)
 
 
-def natural_key(path: Path) -> list[tuple[int, int | str]]:
-    """Sort key in which fold_2 comes before fold_10."""
-    return [(0, int(part)) if part.isdigit() else (1, part.casefold())
-            for part in re.split(r"(\d+)", path.as_posix()) if part]
-
-
 def _show_rank(path: Path) -> tuple[int, list]:
     """run.json first, then the results table, other markdown, metrics, predict summaries,
     figures, other JSON."""
@@ -53,7 +48,7 @@ def _show_rank(path: Path) -> tuple[int, list]:
     rank = (0 if name == "run.json" else 1 if name == "table.md" else 2 if suffix == ".md" else
             3 if name == "metrics.json" else 4 if name == "summary.json" else
             5 if suffix == ".png" else 6)
-    return rank, natural_key(path)
+    return rank, natural_key(path.as_posix())
 
 
 def _too_large(path: Path, size: int) -> bool:
@@ -88,8 +83,8 @@ def _listing(entries: list[tuple[Path, int, str]], section: Path) -> list[Listed
     for path, size, note in entries:
         by_folder[path.parent.relative_to(section)].append((path, size, note))
     listed = []
-    for folder in sorted(by_folder, key=natural_key):
-        group = sorted(by_folder[folder], key=lambda entry: natural_key(entry[0]))
+    for folder in sorted(by_folder, key=lambda folder: natural_key(folder.as_posix())):
+        group = sorted(by_folder[folder], key=lambda entry: natural_key(entry[0].as_posix()))
         if len(group) > MAX_FILES_PER_FOLDER:
             listed.extend(_by_type(folder, group))
         else:
@@ -111,7 +106,7 @@ def plan_sections(run_dir: Path, exclude: Collection[Path] = ()) -> list[Section
         else:
             shown[path.parent].append(path)
     folders = sorted(set(shown) | {Path(".")}, key=lambda folder: (folder != Path("."),
-                                                                    natural_key(folder)))
+                                                                    natural_key(folder.as_posix())))
     sections = {folder: Section(folder, sorted(shown[folder], key=_show_rank))
                 for folder in folders}
     unlisted: dict[Path, list[tuple[Path, int, str]]] = defaultdict(list)
