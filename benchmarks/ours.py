@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import median_call_s, peak_rss_mb, phase_cpu  # noqa: E402
 
 from affecttrack.models.losses import ccc_loss  # noqa: E402
-from affecttrack.models.registry import create_frame_model, create_sequence_model  # noqa: E402
-from affecttrack.training.precision import (  # noqa: E402
+from affecttrack.models.precision import (  # noqa: E402
     autocast_for,
     channels_last_for,
     choose_precision,
 )
+from affecttrack.models.registry import create_frame_model, create_sequence_model  # noqa: E402
 
 PHASES = ("cnn_train", "cnn_infer", "gru_train", "video")
 CPU = torch.device("cpu")

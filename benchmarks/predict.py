@@ -111,7 +111,7 @@ def make_bundle(path: Path) -> tuple[Path, str]:
     `path`: both networks' cost, as a bundle with a trained sequence network would have."""
     bundle = load_bundle()
     sequence = create_sequence_model(SEQUENCE_MODEL,
-                                     input_dim=bundle.frame.embedding.out_features).eval()
+                                     input_dim=bundle.frame.num_features).eval()
     meta = {**bundle.meta, "sequence": {"name": SEQUENCE_MODEL, "overrides": {},
                                         "meta": {"target": "many_to_one", "untrained": True}}}
     save_bundle(dataclasses.replace(bundle, sequence=sequence, meta=meta), path)

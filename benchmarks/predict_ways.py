@@ -79,8 +79,8 @@ class Ours:
         self.model = load_model(bundle_path)
         self.settings = {"precision": self.model.precision, "va_source": self.model.va_source,
                          "detector": self.model.bundle.preprocessing.detector,
-                         "detect_every": self.model.settings.detect_every,
-                         "batch_frames": self.model.settings.batch_frames}
+                         "detect_every": self.model.config.detect_every,
+                         "batch_frames": self.model.config.batch_frames}
 
     def predict(self, video: Path, out: Path, frames: int | None) -> dict[str, Any]:
         """Every frame (or the first `frames`) to `out/<stem>.csv, .txt, .png`; seconds, counts."""
@@ -167,7 +167,7 @@ class Reference:
             crop = to_face_crop(np.ascontiguousarray(grey[y:y + h, x:x + w]))
         with torch.inference_mode():
             with stage(times, "cnn"):
-                features = self.frame.features(faces_to_input(crop[None]))
+                features = self.frame.forward_features(faces_to_input(crop[None]))
                 probabilities = torch.softmax(self.frame.heads["expression"](features), dim=1)
             window.append(features[0].numpy())
             with stage(times, "sequence"):

@@ -37,9 +37,9 @@ from report import Row, build_rows, keep_other_sections, markdown_table, results
 
 from affecttrack.errors import AffectTrackError  # noqa: E402
 from affecttrack.features.extract import extract_features  # noqa: E402
+from affecttrack.models.precision import choose_precision  # noqa: E402
 from affecttrack.runinfo import package_versions, write_json_atomic, write_text_atomic  # noqa: E402
 from affecttrack.training.frame import FrameTrainConfig  # noqa: E402
-from affecttrack.training.precision import choose_precision  # noqa: E402
 from affecttrack.training.sequence import SequenceTrainConfig  # noqa: E402
 
 KERAS_ENV = "AFFECTTRACK_KERAS_PYTHON"

@@ -112,7 +112,7 @@ def synthetic_layouts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
 
     Shared by the tests of every source, so copy a tree before changing it.
     """
-    from affecttrack.data.sources.synthetic import SynthConfig, synthesize
+    from affecttrack.synth import SynthConfig, synthesize
 
     out = tmp_path_factory.mktemp("synthetic_layouts")
     return out, synthesize(out, SynthConfig(**PHOTO_SYNTH), progress=False)

@@ -192,8 +192,8 @@ def test_a_model_whose_classes_do_not_match_the_store_is_refused(tmp_path) -> No
 
 @pytest.mark.slow
 def test_kfold_on_a_prepared_synthetic_store_tests_every_frame_once(tmp_path) -> None:
-    from affecttrack.data.sources.synthetic import SynthConfig, synthesize
-    from affecttrack.data.store import prepare_affwild2
+    from affecttrack.data.sources.affwild2 import prepare_affwild2
+    from affecttrack.synth import SynthConfig, synthesize
     synthesize(tmp_path / "synth", SynthConfig(train_videos=6, val_videos=2, frames_per_video=60,
                                                full_frame_videos=0), progress=False)
     prepare_affwild2(tmp_path / "synth" / "affwild2", tmp_path / "store", progress=False)

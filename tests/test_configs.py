@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from affecttrack.pipeline.classification import ClassificationConfig
-from affecttrack.pipeline.run import EXPERIMENTS, VARun, load_experiment
+from affecttrack.pipeline.run import EXPERIMENTS, VARunConfig, load_experiment
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 PAPER_CONFIGS = [path for path in CONFIGS if path.stem.startswith(("ckplus", "affwild2"))]
@@ -37,7 +37,7 @@ def test_paper_config_loads_with_the_papers_optimiser(path: Path) -> None:
         assert isinstance(config, ClassificationConfig)
         assert frame.task == "expression"
     else:
-        assert isinstance(config, VARun)
+        assert isinstance(config, VARunConfig)
         assert config.experiment.sequence.window == 100
 
 

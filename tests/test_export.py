@@ -36,7 +36,7 @@ def test_onnx_runtime_agrees_with_torch(ort, frame_file, tmp_path, monkeypatch, 
                                          hidden_sizes=hidden)
     make_bundle(frame_path, sequence_path, out=tmp_path / "b.pt")
     code, _, _ = run_cli(monkeypatch, capsys, "export", str(tmp_path / "b.pt"),
-                         "--onnx", str(tmp_path / "onnx"))
+                         "--out", str(tmp_path / "onnx"))
     assert code in (0, None)
     info = json.loads((tmp_path / "onnx" / "onnx.json").read_text())
 
@@ -46,7 +46,7 @@ def test_onnx_runtime_agrees_with_torch(ort, frame_file, tmp_path, monkeypatch, 
     assert names == ["features", "va", "expression"]
     got = dict(zip(names, session.run(None, {"image": images.numpy()})))
     with torch.inference_mode():
-        want = {"features": frame.features(images), **frame(images)}
+        want = {"features": frame.forward_features(images), **frame(images)}
     for name in names:
         np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-4, err_msg=name)
 
@@ -62,7 +62,7 @@ def test_onnx_runtime_agrees_with_torch(ort, frame_file, tmp_path, monkeypatch, 
         state = dict(zip(states, new))
         outputs.append(out)
     with torch.inference_mode():
-        want, want_state = sequence.forward_with_state(x)
+        want, want_state = sequence.step(x)
     np.testing.assert_allclose(np.concatenate(outputs, axis=1), want.numpy(), atol=1e-4)
     flat = [t for layer in want_state for t in (layer if cell == "lstm" else (layer,))]
     for name, tensor in zip(states, flat):
@@ -82,7 +82,7 @@ def test_missing_onnx_is_one_line_naming_the_extra(frame_file, tmp_path, monkeyp
     make_bundle(frame_file[0], out=tmp_path / "b.pt")
     monkeypatch.setitem(sys.modules, "onnx", None)
     code, _, err = run_cli(monkeypatch, capsys, "export", str(tmp_path / "b.pt"),
-                           "--onnx", str(tmp_path / "onnx"))
+                           "--out", str(tmp_path / "onnx"))
     assert code == 2 and err.count("\n") == 1
     assert "affecttrack[onnx]" in err and "onnx is missing" in err
 
@@ -90,7 +90,7 @@ def test_missing_onnx_is_one_line_naming_the_extra(frame_file, tmp_path, monkeyp
 def test_a_plain_model_file_is_refused_with_how_to_bundle_it(frame_file, tmp_path, monkeypatch,
                                                              capsys) -> None:
     code, _, err = run_cli(monkeypatch, capsys, "export", str(frame_file[0]),
-                           "--onnx", str(tmp_path / "onnx"))
+                           "--out", str(tmp_path / "onnx"))
     assert code == 2 and err.count("\n") == 1
     assert str(frame_file[0]) in err and "affecttrack bundle --frame" in err
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from store_fixtures import write_face_store
 
-import affecttrack.features.extract as extract_module
 from affecttrack.errors import InputError
 from affecttrack.features.extract import extract_features
 from affecttrack.features.store import FeatureStore
+from affecttrack.models.cnn import FrameCNN
 from affecttrack.models.registry import create_frame_model, save_model_file
 
 
@@ -35,7 +35,7 @@ def model_file(tmp_path_factory):
 def reference(model, store, rows):
     x = torch.from_numpy(store.faces[rows] / 255.0).float().unsqueeze(1)
     with torch.no_grad():
-        features = model.features(x)
+        features = model.forward_features(x)
         return features.numpy(), model.heads["va"](features).numpy()
 
 
@@ -70,7 +70,7 @@ def test_interrupted_extraction_resumes_where_it_stopped(store, model_file, tmp_
     out = tmp_path / "feat"
     complete = extract_features(store, path, tmp_path / "whole", batch_size=8,
                                 precision="32-true", progress=False)
-    real_features = extract_module.FrameCNN.features
+    real_features = FrameCNN.forward_features
     calls: list[int] = []
     fail_after = [2]
 
@@ -80,7 +80,7 @@ def test_interrupted_extraction_resumes_where_it_stopped(store, model_file, tmp_
             raise KeyboardInterrupt
         return real_features(self, x)
 
-    monkeypatch.setattr(extract_module.FrameCNN, "features", counting)
+    monkeypatch.setattr(FrameCNN, "forward_features", counting)
     with pytest.raises(KeyboardInterrupt):
         extract_features(store, path, out, batch_size=8, precision="32-true", progress=False,
                          chunk_rows=16)

@@ -38,7 +38,7 @@ def test_cnn_layer_shapes_follow_the_paper() -> None:
             shapes.append(tuple(h.shape[1:]))
     assert shapes == [(64, 96, 96), (64, 48, 48), (128, 44, 44), (128, 22, 22), (256, 18, 18),
                       (256, 2, 2)]
-    assert model.features(x).shape == (2, 300)
+    assert model.forward_features(x).shape == (2, 300)
     assert model(x)["va"].shape == (2, 2)
 
 
@@ -80,8 +80,8 @@ def test_rnn_streaming_equals_one_pass(cell: str) -> None:
     model = SequenceRNN(cell, hidden_sizes=(8, 6), input_dim=5).eval()
     x = torch.randn(2, 13, 5)
     whole = model(x)
-    first, state = model.forward_with_state(x[:, :6])
-    second, _ = model.forward_with_state(x[:, 6:], state)
+    first, state = model.step(x[:, :6])
+    second, _ = model.step(x[:, 6:], state)
     assert whole.shape == (2, 13, 2)
     torch.testing.assert_close(torch.cat([first, second], dim=1), whole)
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from affecttrack.errors import AffectTrackError
-from affecttrack.evaluation.smoothing import moving_average
+from affecttrack.predictions.smoothing import moving_average
 
 
 def table(video, frames, valence, arousal=None):

@@ -11,7 +11,8 @@ from store_fixtures import write_face_store
 
 from affecttrack.data import images as images_module
 from affecttrack.data import store as store_module
-from affecttrack.data.store import FaceStore, describe_skipped, prepare_affwild2
+from affecttrack.data.sources.affwild2 import prepare_affwild2
+from affecttrack.data.store import FaceStore, describe_skipped
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.labels import AFFWILD2_EXPRESSIONS
 
@@ -201,7 +202,7 @@ def test_rows_without_a_face_cannot_be_read_as_images(affwild2_tree, tmp_path):
 
 
 def test_synthetic_tree_prepares_end_to_end(tmp_path):
-    from affecttrack.data.sources.synthetic import SynthConfig, synthesize
+    from affecttrack.synth import SynthConfig, synthesize
 
     synth = synthesize(tmp_path / "synth", SynthConfig(train_videos=2, val_videos=1,
                                                         frames_per_video=20, full_frame_videos=0),

@@ -13,7 +13,7 @@ from affecttrack.errors import AffectTrackError
 from affecttrack.features.store import FeatureStore
 from affecttrack.inference.streaming import SequenceStream
 from affecttrack.models.registry import create_sequence_model, save_model_file
-from affecttrack.training.sequence import predict_sequences
+from affecttrack.predictions.sequence import predict_sequences
 
 DIM = 300
 

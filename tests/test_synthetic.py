@@ -12,15 +12,15 @@ import cv2
 import numpy as np
 import pytest
 
-from affecttrack.data.sources.synthetic import SynthConfig, synthesize
-from affecttrack.data.sources.synthetic_face import (
+from affecttrack.errors import AffectTrackError
+from affecttrack.labels import AFFWILD2_EXPRESSIONS, expression_from_va
+from affecttrack.synth import SynthConfig, synthesize
+from affecttrack.synth.face import (
     Pose,
     draw_face,
     expression_controls,
     sample_identity,
 )
-from affecttrack.errors import AffectTrackError
-from affecttrack.labels import AFFWILD2_EXPRESSIONS, expression_from_va
 
 SMALL = SynthConfig(train_videos=2, val_videos=1, frames_per_video=40, full_frame_videos=1,
                     full_frame_size=(160, 96))

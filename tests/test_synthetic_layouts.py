@@ -12,9 +12,9 @@ from PIL import Image
 
 from affecttrack.cli import main
 from affecttrack.data.images import FaceFinder
-from affecttrack.data.sources.synthetic import SynthConfig, synthesize
-from affecttrack.data.sources.synthetic_photos import PhotoCounts, write_photo_layouts
 from affecttrack.errors import AffectTrackError
+from affecttrack.synth import SynthConfig, synthesize
+from affecttrack.synth.photos import PhotoCounts, write_photo_layouts
 
 TINY = {"train_videos": 1, "val_videos": 1, "frames_per_video": 2, "full_frame_videos": 0}
 

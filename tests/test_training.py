@@ -14,18 +14,18 @@ from store_fixtures import write_face_store
 
 from affecttrack.errors import AffectTrackError
 from affecttrack.features.store import FeatureStore
+from affecttrack.models.precision import choose_precision, cpu_has_fast_bf16
 from affecttrack.models.registry import (
     create_sequence_model,
     load_model_file,
     save_model_file,
 )
+from affecttrack.predictions.sequence import predict_sequences
 from affecttrack.training.frame import FrameTrainConfig, train_frame_model
 from affecttrack.training.frame_data import FaceFrames, capped, labelled_frames
 from affecttrack.training.optim import optimizer_config
-from affecttrack.training.precision import choose_precision, cpu_has_fast_bf16
 from affecttrack.training.sequence import (
     SequenceTrainConfig,
-    predict_sequences,
     train_sequence_model,
 )
 from affecttrack.training.sequence_data import SequenceWindows, SplitTable

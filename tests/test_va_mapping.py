@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from store_fixtures import write_face_store
 
-from affecttrack.data.extend import extend_with_va
 from affecttrack.data.sources.folder import prepare_folder
 from affecttrack.data.store import FaceStore
 from affecttrack.errors import AffectTrackError, InputError
@@ -29,6 +28,7 @@ from affecttrack.evaluation.va_mapping_plot import plot_category_map, plot_categ
 from affecttrack.features.head_outputs import frame_head_outputs
 from affecttrack.labels import AFFWILD2_EXPRESSIONS, EXPRESSION_CENTROIDS, EXPRESSION_VA
 from affecttrack.models.registry import create_frame_model, save_model_file
+from affecttrack.pipeline.extend import extend_with_va
 
 unit = st.floats(-1.0, 1.0, allow_nan=False)
 # Centroids on a 0.001 grid: distinct ones are then far enough apart for distances to tell them
@@ -188,7 +188,7 @@ def _by_face(store: FaceStore) -> pd.DataFrame:
 
 
 def test_extend_round_trip_gives_each_face_its_category_centroid(categorical_store, tmp_path):
-    record = extend_with_va(categorical_store.path, tmp_path / "out" / "labels.csv",
+    record = extend_with_va(categorical_store.path, tmp_path / "out",
                             progress=False)
     assert record["va_source"] == {"centroid": 36}
     assert record["left_out"] == {"unlabelled_face": 3, "labelled_without_face": 3}
@@ -205,7 +205,7 @@ def test_extend_round_trip_gives_each_face_its_category_centroid(categorical_sto
 
 def test_extend_keeps_annotated_values(tmp_path):
     store = write_face_store(tmp_path / "store", frames=14)
-    record = extend_with_va(store.path, tmp_path / "out" / "labels.csv", progress=False)
+    record = extend_with_va(store.path, tmp_path / "out", progress=False)
     assert record["va_source"] == {"label": 36}
     table = pd.read_csv(tmp_path / "out" / "labels.csv")
     assert set(table.columns) >= {"path", "label", "valence", "arousal", "subject", "va_source"}
@@ -217,7 +217,7 @@ def test_extend_with_a_model_uses_its_valence_arousal_head(categorical_store, tm
     torch.manual_seed(0)
     model = save_model_file(tmp_path / "frame_model.pt", create_frame_model("cnn_va_expr7"),
                             kind="frame", name="cnn_va_expr7")
-    record = extend_with_va(categorical_store.path, tmp_path / "out" / "labels.csv", model=model,
+    record = extend_with_va(categorical_store.path, tmp_path / "out", model=model,
                             progress=False)
     assert record["va_source"] == {"model": 39} and record["left_out"]["unlabelled_face"] == 0
     rows = categorical_store.index["row"][categorical_store.index["row"] >= 0].to_numpy()
@@ -230,7 +230,7 @@ def test_extend_refuses_a_model_without_valence_arousal_head(categorical_store, 
     model = save_model_file(tmp_path / "expr.pt", create_frame_model("cnn_expr7"), kind="frame",
                             name="cnn_expr7")
     with pytest.raises(InputError, match="no valence/arousal head"):
-        extend_with_va(categorical_store.path, tmp_path / "out" / "labels.csv", model=model,
+        extend_with_va(categorical_store.path, tmp_path / "out", model=model,
                        progress=False)
 
 
@@ -241,7 +241,7 @@ def test_extend_command_resumes_and_refuses_another_stores_folder(categorical_st
                               "--out", str(out))
     assert code == 0 and "36 faces (36 from centroid)" in stdout and "prepare folder" in stdout
     (out / "images" / "train_a_00001.png").unlink()
-    record = extend_with_va(categorical_store.path, out / "labels.csv", progress=False)
+    record = extend_with_va(categorical_store.path, out, progress=False)
     assert record["images_written"] == 1 and record["complete"]
     other = write_face_store(tmp_path / "other", frames=3)
     code, _, stderr = run_cli(monkeypatch, capsys, "extend", str(other.path), "--out", str(out))

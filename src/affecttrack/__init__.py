@@ -14,10 +14,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "SynthConfig": "affecttrack.data.sources.synthetic",
-    "synthesize": "affecttrack.data.sources.synthetic",
+    "SynthConfig": "affecttrack.synth",
+    "synthesize": "affecttrack.synth",
     "FaceStore": "affecttrack.data.store",
-    "prepare_affwild2": "affecttrack.data.store",
+    "prepare": "affecttrack.data.sources.registry",
+    "prepare_affwild2": "affecttrack.data.sources.affwild2",
     "prepare_ckplus": "affecttrack.data.sources.ckplus",
     "prepare_jaffe": "affecttrack.data.sources.jaffe",
     "prepare_folder": "affecttrack.data.sources.folder",
@@ -28,7 +29,7 @@ _EXPORTS = {
     "extract_features": "affecttrack.features.extract",
     "SequenceTrainConfig": "affecttrack.training.sequence",
     "train_sequence_model": "affecttrack.training.sequence",
-    "predict_sequences": "affecttrack.training.sequence",
+    "predict_sequences": "affecttrack.predictions.sequence",
     "va_metrics": "affecttrack.evaluation.metrics",
     "evaluate_predictions": "affecttrack.evaluation.evaluate",
     "run_demo": "affecttrack.pipeline.demo",
@@ -42,7 +43,7 @@ _EXPORTS = {
     "SequenceStream": "affecttrack.inference.streaming",
     "load_model": "affecttrack.inference.predictor",
     "AffectModel": "affecttrack.inference.predictor",
-    "PredictSettings": "affecttrack.inference.predictor",
+    "PredictConfig": "affecttrack.inference.predictor",
     "FramePredictions": "affecttrack.inference.results",
     "predict_paths": "affecttrack.inference.batch",
     "build_report": "affecttrack.reports.html",

@@ -3,26 +3,66 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from .errors import AffectTrackError
+from affecttrack.data.sources.registry import (
+    DETECTOR,
+    MARGIN,
+    SOURCES,
+    DataSource,
+    SourceOption,
+    prepare,
+)
+from affecttrack.errors import AffectTrackError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# The commands in the order a user meets them, in three panels of `affecttrack --help`.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "Use a model": ("demo", "predict", "explain", "report"),
+    "Data and training": ("synth", "prepare", "train", "extract", "evaluate", "run"),
+    "Tools": ("bundle", "export", "extend", "models"),
+}
+
+
+class _InFlowOrder(TyperGroup):
+    """Lists commands as COMMANDS orders them, not in the order the code defines them."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [name for names in COMMANDS.values() for name in names if name in self.commands]
+
+
+def _panel(name: str) -> str:
+    return next(panel for panel, names in COMMANDS.items() if name in names)
+
+
+# Help texts are read as markdown, not rich markup, so "affecttrack[onnx]" keeps its brackets
+# instead of being taken for a rich style tag, and docstrings reflow to the terminal's width.
+app = typer.Typer(cls=_InFlowOrder, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, rich_markup_mode="markdown",
                   help="Valence, arousal and expression of faces in videos: data, training, "
                        "evaluation.")
-prepare_app = typer.Typer(no_args_is_help=True, help="Build a face store from a dataset.")
-train_app = typer.Typer(no_args_is_help=True, help="Train the frame or the sequence model.")
-app.add_typer(prepare_app, name="prepare")
-app.add_typer(train_app, name="train")
+prepare_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
+                          help="Build a face store from a dataset.")
+train_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
+                        help="Train the frame or the sequence model.")
+app.add_typer(prepare_app, name="prepare", rich_help_panel=_panel("prepare"))
+app.add_typer(train_app, name="train", rich_help_panel=_panel("train"))
 console = Console()
+
+
+def _command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a top-level command under its name, in its help panel."""
+    return app.command(name, rich_help_panel=_panel(name))
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML experiment config.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
@@ -30,11 +70,11 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _sections(config: Path | None, overrides: list[str] | None) -> dict[str, Any]:
-    from .config import load_sections
+    from affecttrack.config import load_sections
     return load_sections(config, overrides)
 
 
-@app.command()
+@_command("synth")
 def synth(out: Annotated[Path, typer.Argument(help="Folder to write the generated dataset to.")],
           config: ConfigOpt = None, set_: SetOpt = None,
           layout: Annotated[list[str] | None, typer.Option(
@@ -42,8 +82,8 @@ def synth(out: Annotated[Path, typer.Argument(help="Folder to write the generate
           ) -> None:
     """Generate synthetic face videos in the Aff-Wild2 layout (plus full-frame videos, and CK+,
     CK+48 and JAFFE photo datasets on request)."""
-    from .config import configure
-    from .data.sources.synthetic import SynthConfig, synthesize
+    from affecttrack.config import configure
+    from affecttrack.synth import SynthConfig, synthesize
     cfg = configure(SynthConfig(), _sections(config, set_).get("synth"), section="synth")
     if layout:
         cfg = dataclasses.replace(cfg, layouts=tuple(dict.fromkeys((*cfg.layouts, *layout))))
@@ -51,34 +91,18 @@ def synth(out: Annotated[Path, typer.Argument(help="Folder to write the generate
     console.print(summary)
 
 
-@prepare_app.command("affwild2")
-def prepare_affwild2_cmd(
-        root: Annotated[Path, typer.Option(help="Aff-Wild2 root (cropped_aligned/, annotations/).")],
-        out: Annotated[Path, typer.Option(help="Face store folder to write.")]) -> None:
-    """Aff-Wild2 / ABAW tree -> face store (96x96 grey crops + index). Resumable."""
-    from .data.store import describe_store, prepare_affwild2
-    for line in describe_store(prepare_affwild2(root, out)):
-        console.print(line, highlight=False)
+def _option(option: SourceOption) -> Any:
+    """A source option as a typer `--option` annotation (type and help text)."""
+    return Annotated[option.type, typer.Option(help=option.help)]
 
 
-RootOpt = Annotated[Path, typer.Option(help="Dataset root folder.")]
-StoreOpt = Annotated[Path, typer.Option(help="Face store folder to write.")]
-DetectorOpt = Annotated[str | None, typer.Option(
-    help="Face detector: haar, hog or hog_haar (default: the project's, see data/detect.py).")]
-MarginOpt = Annotated[float, typer.Option(help="Margin around a detected face, as a fraction of "
-                                               "its size.")]
-WorkersOpt = Annotated[int, typer.Option(help="Threads decoding images and detecting faces.")]
-_CPUS = os.cpu_count() or 1
-
-
-def _detection(detector: str | None, margin: float) -> dict[str, Any]:
-    """Detection settings for a prepare function; the project's default detector unless named."""
-    return {"margin": margin, **({"detector": detector} if detector else {})}
+DetectorOpt = _option(DETECTOR)
+MarginOpt = _option(MARGIN)
 
 
 def _print_store(summary: dict[str, Any]) -> None:
     """The store's counts and skipped items, and which label names became which class."""
-    from .data.store import describe_store
+    from affecttrack.data.store import describe_store
     mapping = summary.get("label_mapping", {})
     for k, name in enumerate(summary.get("expressions", []) if mapping else []):
         raws = ", ".join(repr(raw) for raw, mapped in mapping.items() if mapped == name)
@@ -87,44 +111,30 @@ def _print_store(summary: dict[str, Any]) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
-@prepare_app.command("ckplus")
-def prepare_ckplus_cmd(root: RootOpt, out: StoreOpt, detector: DetectorOpt = None,
-                       margin: MarginOpt = 0.1, workers: WorkersOpt = _CPUS) -> None:
-    """CK+ tree (faces detected) or CK+48 class folders -> face store. Resumable."""
-    from .data.sources.ckplus import prepare_ckplus
-    _print_store(prepare_ckplus(root, out, workers=workers, **_detection(detector, margin)))
+def _prepare_command(source: DataSource) -> Callable[..., None]:
+    """The `prepare NAME` command of one data source: --root, --out and the source's options.
+
+    typer reads a command's options from its signature, so the one function serves every
+    source through a signature built from the table.
+    """
+    def command(root: Path, out: Path, **options: Any) -> None:
+        _print_store(prepare(source.name, root, out, **options))
+
+    def keyword(name: str, annotation: Any,
+                default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                 annotation=annotation)
+
+    command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        keyword("root", Annotated[Path, typer.Option(help=source.root_help)]),
+        keyword("out", Annotated[Path, typer.Option(help="Face store folder to write.")]),
+        *(keyword(option.name, _option(option), option.default) for option in source.options),
+    ], return_annotation=None)
+    return command
 
 
-@prepare_app.command("jaffe")
-def prepare_jaffe_cmd(root: RootOpt, out: StoreOpt, detector: DetectorOpt = None,
-                      margin: MarginOpt = 0.1, workers: WorkersOpt = _CPUS) -> None:
-    """JAFFE images (KA.AN1.39.tiff ...) -> face store (faces detected). Resumable."""
-    from .data.sources.jaffe import prepare_jaffe
-    _print_store(prepare_jaffe(root, out, workers=workers, **_detection(detector, margin)))
-
-
-@prepare_app.command("folder")
-def prepare_folder_cmd(
-        root: RootOpt, out: StoreOpt,
-        csv: Annotated[Path | None, typer.Option(
-            help="CSV of image path + label and/or valence, arousal (default: the only CSV in "
-                 "ROOT, else class folders).")] = None,
-        detect: Annotated[bool, typer.Option(
-            help="Detect faces; --no-detect for images that already are face crops.")] = True,
-        detector: DetectorOpt = None, margin: MarginOpt = 0.1,
-        workers: WorkersOpt = _CPUS) -> None:
-    """Class folders or a CSV of labelled images -> face store. Resumable."""
-    from .data.sources.folder import prepare_folder
-    _print_store(prepare_folder(root, out, csv=csv, detect=detect, workers=workers,
-                                **_detection(detector, margin)))
-
-
-@prepare_app.command("videos")
-def prepare_videos_cmd(root: RootOpt, out: StoreOpt, detector: DetectorOpt = None,
-                       margin: MarginOpt = 0.1, workers: WorkersOpt = _CPUS) -> None:
-    """Videos with per-frame CSVs (frame,valence,arousal[,expression]) -> face store. Resumable."""
-    from .data.sources.videos import prepare_videos
-    _print_store(prepare_videos(root, out, workers=workers, **_detection(detector, margin)))
+for _source in SOURCES.values():
+    prepare_app.command(_source.name, help=_source.description)(_prepare_command(_source))
 
 
 @train_app.command("frame")
@@ -132,26 +142,26 @@ def train_frame(store: Annotated[Path, typer.Option(help="Face store folder.")],
                 out: Annotated[Path, typer.Option(help="Run folder to write.")],
                 config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Train the paper's CNN on single face frames (config section `frame`)."""
-    from .config import configure
-    from .data.store import FaceStore
-    from .training.frame import FrameTrainConfig, train_frame_model
+    from affecttrack.config import configure
+    from affecttrack.data.store import FaceStore
+    from affecttrack.training.frame import FrameTrainConfig, train_frame_model
     cfg = configure(FrameTrainConfig(), _sections(config, set_).get("frame"), section="frame")
     result = train_frame_model(FaceStore.open(store), out, cfg)
     console.print(f"frame model: {result.model_path} (best validation CCC {result.best_score:.3f})")
 
 
-@app.command()
+@_command("extract")
 def extract(store: Annotated[Path, typer.Option(help="Face store folder.")],
             model: Annotated[Path, typer.Option(help="Frame model file (frame_model.pt).")],
             out: Annotated[Path, typer.Option(help="Feature store folder to write.")],
             batch_size: int = 256) -> None:
     """Extract the 300-d feature of every stored face. Resumable."""
-    from .data.store import FaceStore
-    from .features.extract import extract_features
+    from affecttrack.data.store import FaceStore
+    from affecttrack.features.extract import extract_features
     extract_features(FaceStore.open(store), model, out, batch_size=batch_size)
 
 
-@app.command()
+@_command("extend")
 def extend(store: Annotated[Path, typer.Argument(help="Face store to label (CK+, JAFFE, ...).")],
            out: Annotated[Path, typer.Option(help="Folder for labels.csv, labels.json and "
                                                   "images/.")],
@@ -160,8 +170,8 @@ def extend(store: Annotated[Path, typer.Argument(help="Face store to label (CK+,
                     "expression centroid).")] = None) -> None:
     """Give a categorical store's faces valence/arousal and export them as PNG crops + a CSV
     that `prepare folder --no-detect` reads. Resumable."""
-    from .data.extend import EXTENDED_CSV, extend_with_va
-    record = extend_with_va(store, out / EXTENDED_CSV, model=model)
+    from affecttrack.pipeline.extend import EXTENDED_CSV, extend_with_va
+    record = extend_with_va(store, out, model=model)
     sources = ", ".join(f"{count} from {name}" for name, count in record["va_source"].items())
     left_out = ", ".join(f"{count} {why}" for why, count in record["left_out"].items() if count)
     _print_line(f"wrote {out / EXTENDED_CSV}: {record['faces']} faces ({sources})"
@@ -176,10 +186,10 @@ def train_sequence(store: Annotated[Path, typer.Option(help="Face store folder."
                    out: Annotated[Path, typer.Option(help="Run folder to write.")],
                    config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Train the recurrent model on sequences of frame features (config section `sequence`)."""
-    from .config import configure
-    from .data.store import FaceStore
-    from .features.store import FeatureStore
-    from .training.sequence import SequenceTrainConfig, train_sequence_model
+    from affecttrack.config import configure
+    from affecttrack.data.store import FaceStore
+    from affecttrack.features.store import FeatureStore
+    from affecttrack.training.sequence import SequenceTrainConfig, train_sequence_model
     cfg = configure(SequenceTrainConfig(), _sections(config, set_).get("sequence"),
                     section="sequence")
     result = train_sequence_model(FaceStore.open(store), FeatureStore.open(features), out, cfg)
@@ -187,30 +197,31 @@ def train_sequence(store: Annotated[Path, typer.Option(help="Face store folder."
                   f"(best validation CCC {result.best_score:.3f})")
 
 
-@app.command()
+@_command("evaluate")
 def evaluate(store: Annotated[Path, typer.Option(help="Face store folder.")],
              features: Annotated[Path, typer.Option(help="Feature store folder.")],
-             sequence_model: Annotated[Path, typer.Option(help="sequence_model.pt")],
+             model: Annotated[Path, typer.Option(
+                 help="Sequence model file (sequence_model.pt).")],
              out: Annotated[Path, typer.Option(help="Folder for metrics.json, table.md, plots.")],
              split: str = "val", smoothing_window: int = 15) -> None:
     """CCC, PCC and RMSE of the frame model, its smoothed output and the sequence model."""
-    from .data.store import FaceStore
-    from .evaluation.tables import metrics_table
-    from .features.store import FeatureStore
-    from .pipeline.experiment import EvaluationConfig, evaluate_va
-    metrics = evaluate_va(FaceStore.open(store), FeatureStore.open(features), sequence_model, out,
+    from affecttrack.data.store import FaceStore
+    from affecttrack.evaluation.tables import metrics_table
+    from affecttrack.features.store import FeatureStore
+    from affecttrack.pipeline.experiment import EvaluationConfig, evaluate_va
+    metrics = evaluate_va(FaceStore.open(store), FeatureStore.open(features), model, out,
                           EvaluationConfig(split=split, smoothing_window=smoothing_window))
     console.print(metrics_table(metrics))
 
 
-@app.command()
+@_command("demo")
 def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")]
          = Path("affecttrack-demo"),
          config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Generate data, train CNN + GRU, evaluate: the whole method in minutes on a CPU."""
-    from .config import configure
-    from .evaluation.tables import metrics_table
-    from .pipeline.demo import DemoConfig, run_demo
+    from affecttrack.config import configure
+    from affecttrack.evaluation.tables import metrics_table
+    from affecttrack.pipeline.demo import DemoConfig, run_demo
     sections = _sections(config, set_)
     defaults = DemoConfig()
     cfg = DemoConfig(**{name: configure(getattr(defaults, name), sections.get(name), section=name)
@@ -219,7 +230,7 @@ def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo 
     console.print(metrics_table(metrics))
 
 
-@app.command("run")
+@_command("run")
 def run_config(config: Annotated[Path, typer.Argument(
                    help="YAML config whose key `experiment:` is classification or va.")],
                out: Annotated[Path | None, typer.Option(
@@ -228,11 +239,11 @@ def run_config(config: Annotated[Path, typer.Argument(
     """Run (or resume) the experiment a config file describes; prints its results table."""
     from rich.markdown import Markdown
 
-    from .pipeline.run import run_experiment
+    from affecttrack.pipeline.run import run_experiment
     console.print(Markdown(run_experiment(config, out, set_ or [], console=console)))
 
 
-@app.command("bundle")
+@_command("bundle")
 def bundle_cmd(
         frame: Annotated[Path, typer.Option(help="Frame model file (frame_model.pt).")],
         out: Annotated[Path, typer.Option(help="Bundle file to write.")],
@@ -246,8 +257,8 @@ def bundle_cmd(
                  "none for faces that came already cropped.")] = None,
         margin: MarginOpt = 0.1) -> None:
     """Pack the frame model, optional sequence model, labels and preprocessing into one file."""
-    from .data.detect import DEFAULT_DETECTOR
-    from .inference.bundle import Preprocessing, make_bundle
+    from affecttrack.data.detect import DEFAULT_DETECTOR
+    from affecttrack.inference.bundle import Preprocessing, make_bundle
     chosen = None if detector == "none" else (detector or DEFAULT_DETECTOR)
     preprocessing = Preprocessing(detector=chosen, margin=margin)
     made = make_bundle(frame, sequence, out=out, preprocessing=preprocessing,
@@ -255,17 +266,17 @@ def bundle_cmd(
     console.print(f"bundle: {out} ({made.summary()})", highlight=False, soft_wrap=True)
 
 
-@app.command("export")
+@_command("export")
 def export_cmd(
         bundle: Annotated[Path, typer.Argument(help="Bundle file (affecttrack bundle).")],
-        onnx: Annotated[Path, typer.Option(
+        out: Annotated[Path, typer.Option(
             help="Folder for frame.onnx, sequence.onnx and onnx.json.")]) -> None:
     """Export a bundle's networks to ONNX, checked against PyTorch (needs affecttrack[onnx])."""
-    from .inference.export import export_onnx
-    info = export_onnx(bundle, onnx)
+    from affecttrack.inference.export import export_onnx
+    info = export_onnx(bundle, out)
     for part in ("frame", "sequence"):
         if info[part] is not None:
-            console.print(f"{onnx / info[part]['file']}: max |ONNX Runtime - PyTorch| "
+            console.print(f"{out / info[part]['file']}: max |ONNX Runtime - PyTorch| "
                           f"{info[part]['max_abs_diff_vs_torch']:.2g}", highlight=False)
 
 
@@ -273,7 +284,7 @@ def _print_line(line: str) -> None:
     console.print(line, highlight=False, soft_wrap=True)
 
 
-@app.command()
+@_command("predict")
 def predict(
         paths: Annotated[list[str] | None, typer.Argument(
             help="Videos (mp4, avi, mov, webm, ...), folders of videos or of frames, images, "
@@ -296,9 +307,9 @@ def predict(
         fps: Annotated[float | None, typer.Option(
             help="Frame rate of folders of frames (for time_s).")] = None) -> None:
     """Valence, arousal and expression per frame and face; exits 1 if any input failed."""
-    from .inference.batch import failed_inputs, predict_paths
-    from .inference.live import predict_live
-    from .inference.predictor import load_model
+    from affecttrack.inference.batch import failed_inputs, predict_paths
+    from affecttrack.inference.live import predict_live
+    from affecttrack.inference.predictor import load_model
     if not paths and source is None:
         raise AffectTrackError("predict: name videos, folders or images, or a live --source")
     affect = load_model(model, detector=detector, detect_every=detect_every, max_gap=max_gap)
@@ -314,15 +325,15 @@ def predict(
         raise typer.Exit(1)
 
 
-@app.command()
+@_command("models")
 def models() -> None:
     """List the named model configurations."""
-    from .models.registry import list_models
+    from affecttrack.models.registry import list_models
     for name, description in list_models().items():
         console.print(f"{name:12s} {description}")
 
 
-@app.command()
+@_command("explain")
 def explain(
         path: Annotated[Path | None, typer.Argument(
             help="Image file, or video file with --frame.")] = None,
@@ -346,12 +357,12 @@ def explain(
         out: Annotated[Path, typer.Option(help="Folder for the figures, maps and "
                                                "explain.json.")] = Path("explain")) -> None:
     """What the networks look at: saliency maps, per-class saliency, filters, frame importance."""
-    from .interpret.explain import ExplainSettings, describe_prediction
-    from .interpret.explain import explain as run_explain
-    settings = ExplainSettings(target=target, baseline=baseline, n_steps=steps,
+    from affecttrack.interpret.explain import ExplainConfig, describe_prediction
+    from affecttrack.interpret.explain import explain as run_explain
+    config = ExplainConfig(target=target, baseline=baseline, n_steps=steps,
                                max_faces=max_faces, group_by=group_by,
                                sequence_window=sequence_window)
-    record = run_explain(path, out, frame=frame, store=store, model=model, settings=settings)
+    record = run_explain(path, out, frame=frame, store=store, model=model, config=config)
     if "prediction" in record:
         _print_line(f"prediction: {describe_prediction(record['prediction'])}; explained: "
                     f"{record['target']['name']}")
@@ -360,12 +371,12 @@ def explain(
     _print_line(f"wrote {out / 'explain.json'}")
 
 
-@app.command()
+@_command("report")
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder (any command's --out).")],
            out: Annotated[Path | None, typer.Option(
                help="HTML file to write (default RUN_DIR/report.html).")] = None) -> None:
     """One self-contained HTML page of a run: run info, tables, metrics, figures, file list."""
-    from .reports.html import build_report
+    from affecttrack.reports.html import build_report
     problems: list[str] = []
 
     def problem(line: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import AffectTrackError, InputError
+from affecttrack.errors import AffectTrackError, InputError
 
 T = TypeVar("T")
 

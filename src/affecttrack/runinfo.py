@@ -66,7 +66,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
 
 
-def write_run_info(out_dir: Path, *, stage: str, config: Any, seed: int | None,
+def write_run_info(out: Path, *, stage: str, config: Any, seed: int | None,
                    data_summary: dict | None = None) -> Path:
     """Record config, seed, package versions and a data summary as `out_dir/run.json`."""
     info = {
@@ -81,6 +81,6 @@ def write_run_info(out_dir: Path, *, stage: str, config: Any, seed: int | None,
         "cpu_count": os.cpu_count(),
         "packages": package_versions(),
     }
-    path = Path(out_dir) / "run.json"
+    path = Path(out) / "run.json"
     write_json_atomic(path, info)
     return path

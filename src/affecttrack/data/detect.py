@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from affecttrack.data.faces import to_face_crop
+from affecttrack.data.faces import FACE_SIZE, to_face_crop
 from affecttrack.errors import AffectTrackError
 
 DEFAULT_DETECTOR = "hog_haar"
@@ -224,14 +224,15 @@ def create_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> FaceDetecto
     return factory(**options)
 
 
-def crop_box(grey: np.ndarray, box: FaceBox, margin: float = 0.1) -> np.ndarray:
-    """The 96 x 96 face crop of `box` grown by `margin` of its size on every side (clipped to the
-    image), so that the crop frames the face like Aff-Wild2's aligned crops do."""
+def crop_box(grey: np.ndarray, box: FaceBox, margin: float = 0.1,
+             size: int = FACE_SIZE) -> np.ndarray:
+    """The size x size face crop of `box` grown by `margin` of its size on every side (clipped to
+    the image), so that the crop frames the face like Aff-Wild2's aligned crops do."""
     pad_x, pad_y = round(box.w * margin), round(box.h * margin)
     top, left = max(0, box.y - pad_y), max(0, box.x - pad_x)
     bottom = min(grey.shape[0], box.y + box.h + pad_y)
     right = min(grey.shape[1], box.x + box.w + pad_x)
-    return to_face_crop(np.ascontiguousarray(grey[top:bottom, left:right]))
+    return to_face_crop(np.ascontiguousarray(grey[top:bottom, left:right]), size)
 
 
 def detect_largest_face(image: np.ndarray, detector: FaceDetector,

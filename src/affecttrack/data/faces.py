@@ -1,4 +1,4 @@
-"""Face crops as the CNN sees them: 96 x 96 grey uint8."""
+"""Face crops as the CNN sees them: 96 x 96 grey uint8 (`FACE_SIZE`, the one definition)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from affecttrack.errors import AffectTrackError
 FACE_SIZE = 96
 
 
-def to_face_crop(image: np.ndarray) -> np.ndarray:
-    """An already cropped face (grey, BGR or BGRA, any size) as a (96, 96) grey uint8 image.
+def to_face_crop(image: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
+    """An already cropped face (grey, BGR or BGRA, any size) as a (size, size) grey uint8 image.
 
     INTER_AREA averages the source pixels that fall into each target pixel, so shrinking Aff-Wild2's
     112 x 112 crops does not alias.
@@ -28,6 +28,6 @@ def to_face_crop(image: np.ndarray) -> np.ndarray:
     if image.ndim != 2:
         raise AffectTrackError(f"a face image must be grey (h, w) or colour (h, w, 3|4), "
                                f"got shape {image.shape}")
-    if image.shape == (FACE_SIZE, FACE_SIZE):
+    if image.shape == (size, size):
         return np.ascontiguousarray(image)
-    return cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)

@@ -5,7 +5,8 @@ than any later stage reads them, so it is done once, into `faces.npy` (N x 96 x 
 by readers) plus `index.parquet` (one row per frame that has a face or a label; see
 docs/ARCHITECTURE.md for the columns). `summary.json` is written last and marks the store
 complete. Every source (Aff-Wild2, CK+, JAFFE, folders, videos) describes its data as groups of
-frames (`data.groups`), so this one writer serves them all.
+frames (`data.groups`), so this one writer serves them all: each reader's `prepare_*` calls
+`build_store`, and `data.sources.registry` lists the readers (this module imports none of them).
 
 Preparing is resumable: faces are written group by group into `faces.partial.npy`, and finished
 groups are appended to `progress.jsonl` only after their images are on disk. An interrupted
@@ -39,8 +40,6 @@ from affecttrack.data.groups import (
     Problem,
     SourceScan,
 )
-from affecttrack.data.images import load_cropped
-from affecttrack.data.sources.affwild2 import scan_affwild2
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.labels import AFFWILD2_EXPRESSIONS
 from affecttrack.runinfo import write_json_atomic, write_run_info
@@ -525,10 +524,3 @@ def build_store(scan: Callable[[], SourceScan], out: Path, *, progress: bool = T
     records = _resume(out, found)
     records = _decode_all(found, out, records, progress=progress, workers=workers)
     return _finish(found, out, records, workers)
-
-
-def prepare_affwild2(root: Path, out: Path, *, progress: bool = True,
-                     workers: int = 1) -> dict[str, Any]:
-    """Aff-Wild2 tree -> face store in `out` (already aligned crops: no detection)."""
-    return build_store(lambda: scan_affwild2(root).source_scan(load_cropped), out,
-                       progress=progress, workers=workers)

@@ -21,8 +21,8 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from ..errors import AffectTrackError
-from ..labels import map_expressions
+from affecttrack.errors import AffectTrackError
+from affecttrack.labels import map_expressions
 
 
 def confusion_columns(class_names: Sequence[str],

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..errors import AffectTrackError
-from .plots import save_figure
+from affecttrack.errors import AffectTrackError
+from affecttrack.figures import save_figure
 
 
 def row_percentages(counts: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import pandas as pd
 from affecttrack.data.sequences import fill_missing
 from affecttrack.errors import AffectTrackError
 from affecttrack.evaluation.metrics import va_metrics
-from affecttrack.evaluation.predictions import checked_predictions
+from affecttrack.predictions.table import checked_predictions
 
 _INDEX_COLUMNS = ("video", "frame", "split", "valence", "arousal")
 _VA = ["valence", "arousal"]

@@ -1,9 +1,5 @@
-"""Figures for the report: label density before/after balancing, predicted vs true curves.
-
-Figures are built on `matplotlib.figure.Figure` (Agg canvas) instead of pyplot, so plotting never
-needs a display, keeps no global figure state, and is safe to call from training or a server.
-Each file is written under a temporary name and renamed, like every other output.
-"""
+"""Figures for the report: label density before/after balancing, predicted vs true curves
+(written through `affecttrack.figures`)."""
 
 from __future__ import annotations
 
@@ -18,16 +14,7 @@ from matplotlib.figure import Figure
 from affecttrack.data.balance import BINS, va_histogram
 from affecttrack.errors import AffectTrackError
 from affecttrack.evaluation.evaluate import align_predictions, labelled_frames
-from affecttrack.runinfo import atomic_path
-
-_DPI = 110
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """PNG under a temporary name, then renamed: readers never see half an image."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI)
-    return Path(path)
+from affecttrack.figures import save_figure
 
 
 def _finite_pair(values: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,9 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
 from affecttrack.errors import AffectTrackError
-from affecttrack.evaluation.plots import save_figure
 from affecttrack.evaluation.va_mapping import labelled_points
-from affecttrack.inference.timeline_plot import expression_colours
+from affecttrack.figures import expression_colours, save_figure
 
 MAX_POINTS = 5000
 

@@ -18,24 +18,29 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import InputError
-from ..models.cnn import FrameCNN, faces_to_input
-from ..models.registry import load_model_file
-from ..runinfo import write_json_atomic, write_run_info
-from ..training.precision import autocast_for, channels_last_for, choose_precision
-from .store import FEATURES_FILE, PREDICTIONS_FILE, FeatureStore
+from affecttrack.errors import InputError
+from affecttrack.features.store import FEATURES_FILE, PREDICTIONS_FILE, FeatureStore
+from affecttrack.models.base import FrameNetwork
+from affecttrack.models.cnn import faces_to_input
+from affecttrack.models.precision import (
+    autocast_for,
+    channels_last_for,
+    choose_precision,
+)
+from affecttrack.models.registry import load_model_file
+from affecttrack.runinfo import write_json_atomic, write_run_info
 
 if TYPE_CHECKING:
-    from ..data.store import FaceStore
+    from affecttrack.data.store import FaceStore
 
 PROGRESS_FILE = "progress.json"
 _FILES = (FEATURES_FILE, PREDICTIONS_FILE)
 
 
-def extract_features(face_store: FaceStore, frame_model_path: Path, out: Path,
+def extract_features(store: FaceStore, model: Path, out: Path,
                      batch_size: int = 256, precision: str = "auto", progress: bool = True,
                      chunk_rows: int = 4096) -> FeatureStore:
-    """Features (N, 300) and frame-model valence/arousal (N, 2) for all N faces of `face_store`.
+    """Features (N, 300) and frame-model valence/arousal (N, 2) for all N faces of `store`.
 
     Returns the finished store at once if `out` already holds one. Models without a valence/arousal
     head (expression-only) get NaN frame predictions.
@@ -43,28 +48,29 @@ def extract_features(face_store: FaceStore, frame_model_path: Path, out: Path,
     out = Path(out)
     if _is_complete(out):
         return FeatureStore.open(out)
-    model, info = load_model_file(frame_model_path, "frame")
+    network, info = load_model_file(model, "frame")
     precision = choose_precision(precision)
-    rows = face_store.faces.shape[0]
+    rows = store.faces.shape[0]
     if rows == 0:
-        raise InputError(face_store.path, "the face store holds no faces to extract features from")
-    job = {"model_sha256": _sha256(Path(frame_model_path)), "face_store": str(face_store.path),
-           "rows": rows, "feature_dim": model.embedding.out_features}
+        raise InputError(store.path, "the face store holds no faces to extract features from")
+    job = {"model_sha256": _sha256(Path(model)), "face_store": str(store.path),
+           "rows": rows, "feature_dim": network.num_features}
     start = _resume_point(out, job)
     if start < rows:
         arrays = _open_partials(out, job, resume=start > 0)
-        _run(model, face_store.faces, arrays, start, batch_size=batch_size, precision=precision,
+        _run(network, store.faces, arrays, start, batch_size=batch_size, precision=precision,
              chunk_rows=chunk_rows, out=out, job=job, progress=progress)
     _finish(out)
     write_run_info(out, stage="features", seed=None,
-                   config={"frame_model": str(frame_model_path), "model": info["name"],
+                   config={"frame_model": str(model), "model": info["name"],
                            "batch_size": batch_size, "precision": precision},
                    data_summary=job)
     (out / PROGRESS_FILE).unlink(missing_ok=True)
     return FeatureStore.open(out)
 
 
-def _run(model: FrameCNN, faces: np.ndarray, arrays: tuple[np.ndarray, np.ndarray], start: int, *,
+def _run(model: FrameNetwork, faces: np.ndarray, arrays: tuple[np.ndarray, np.ndarray],
+         start: int, *,
          batch_size: int, precision: str, chunk_rows: int, out: Path, job: dict[str, Any],
          progress: bool) -> None:
     """Fill rows start.. of the partial arrays chunk by chunk, recording progress after each."""
@@ -80,7 +86,7 @@ def _run(model: FrameCNN, faces: np.ndarray, arrays: tuple[np.ndarray, np.ndarra
             for b0 in range(chunk_start, chunk_stop, batch_size):
                 b1 = min(b0 + batch_size, chunk_stop)
                 x = faces_to_input(faces[b0:b1])
-                z = model.features(x.contiguous(memory_format=memory_format))
+                z = model.forward_features(x.contiguous(memory_format=memory_format))
                 features[b0:b1] = z.float().numpy()
                 if "va" in model.heads:
                     predictions[b0:b1] = model.heads["va"](z).float().numpy()

@@ -12,25 +12,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.store import FaceStore
-from ..models.cnn import head_probabilities
-from ..models.registry import load_model_file
-from ..training.frame_data import FaceFrames, FrameSet
+from affecttrack.data.store import FaceStore
+from affecttrack.models.cnn import faces_to_input, head_probabilities
+from affecttrack.models.registry import load_model_file
 
 
-def frame_head_outputs(store: FaceStore, model_path: Path, rows: np.ndarray,
+def frame_head_outputs(store: FaceStore, model: Path, rows: np.ndarray,
                        batch_size: int = 256) -> dict[str, np.ndarray]:
     """head name -> (len(rows), head size) float32 outputs (expression: class probabilities,
     au: each unit's probability of being active) for the faces at `rows` of the store, in the
     order given."""
-    model, _ = load_model_file(model_path, "frame")
+    network, _ = load_model_file(model, "frame")
     rows = np.asarray(rows, dtype=np.int64)
     outputs = {name: np.empty((len(rows), size), np.float32)
-               for name, size in model.head_sizes.items()}
-    positions = np.arange(len(rows), dtype=np.int64)   # batches come back in store-row order
-    faces = FaceFrames(Path(store.path) / "faces.npy", FrameSet(rows, positions))
+               for name, size in network.head_sizes.items()}
     with torch.inference_mode():
-        for x, where in faces.loader(batch_size, train=False):
-            for name, value in head_probabilities(model(x)).items():
-                outputs[name][where.numpy()] = value.numpy()
+        for start in range(0, len(rows), batch_size):
+            # Read in store-row order (cheap on a memory map), write back in the order given.
+            where = start + np.argsort(rows[start:start + batch_size], kind="stable")
+            x = faces_to_input(store.faces[rows[where]])
+            for name, value in head_probabilities(network(x)).items():
+                outputs[name][where] = value.numpy()
     return outputs

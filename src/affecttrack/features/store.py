@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from affecttrack.errors import InputError
 
 FEATURES_FILE = "features.npy"
 PREDICTIONS_FILE = "frame_predictions.npy"

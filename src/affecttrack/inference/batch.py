@@ -27,14 +27,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..data.groups import Problem
-from ..data.video_frames import TruncatedVideo, probe_video
-from ..errors import InputError
-from ..runinfo import to_jsonable, write_json_atomic, write_run_info
-from .annotate import write_annotated_video
-from .frame_sources import PredictInput, Prefetch, collect_inputs
-from .predictor import AffectModel
-from .results import FramePredictions
+from affecttrack.data.groups import Problem
+from affecttrack.data.video_frames import TruncatedVideo, probe_video
+from affecttrack.errors import InputError
+from affecttrack.inference.annotate import write_annotated_video
+from affecttrack.inference.frame_sources import PredictInput, Prefetch, collect_inputs
+from affecttrack.inference.predictor import AffectModel
+from affecttrack.inference.results import FramePredictions
+from affecttrack.runinfo import to_jsonable, write_json_atomic, write_run_info
 
 SUMMARY_FILE = "summary.json"
 OK_STATUSES = ("ok",)
@@ -149,7 +149,7 @@ def _job(model: AffectModel, annotate: bool, fps: float | None) -> dict[str, Any
     """What decides the outputs: the model file's content, the settings, the options."""
     return {"model": model.bundle.summary(), "model_sha256": _bundle_digest(model),
             "va_source": model.va_source, "precision": model.precision,
-            "settings": asdict(model.settings), "annotate": annotate, "fps": fps}
+            "settings": asdict(model.config), "annotate": annotate, "fps": fps}
 
 
 def _bundle_digest(model: AffectModel) -> str:

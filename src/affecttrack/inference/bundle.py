@@ -25,26 +25,35 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from .. import __version__
-from ..data.detect import DEFAULT_DETECTOR, DETECTORS, FaceDetector, create_detector
-from ..errors import AffectTrackError, InputError
-from ..labels import (
+from affecttrack import __version__
+from affecttrack.data.detect import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    FaceBox,
+    FaceDetector,
+    create_detector,
+    crop_box,
+)
+from affecttrack.data.faces import FACE_SIZE
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.labels import (
     ACTION_UNITS_2020,
     ACTION_UNITS_LATER,
     AFFWILD2_EXPRESSIONS,
     CKPLUS_EXPRESSIONS,
 )
-from ..models.cnn import FACE_SIZE, INPUT_DIVISOR, FrameCNN
-from ..models.registry import (
+from affecttrack.models.base import FrameNetwork, SequenceNetwork
+from affecttrack.models.cnn import INPUT_DIVISOR, faces_to_input
+from affecttrack.models.registry import (
     MODEL_FILE_FORMAT,
     load_model_file,
     model_entry,
     model_from_entry,
 )
-from ..models.rnn import SequenceRNN
-from ..runinfo import atomic_path
+from affecttrack.runinfo import atomic_path
 
 # The expression model trained on real photos (docs/MODEL_CARD.md), used when no model is named.
 DEFAULT_BUNDLE = (Path(__file__).resolve().parents[1] / "models" / "default"
@@ -72,7 +81,7 @@ class Preprocessing:
     (`affecttrack.data.detect.create_detector`, `detector_settings` its keyword arguments, empty
     for its defaults) and cropped with `margin` of the box added on each side (the default is
     `detect_largest_face`'s). The crop becomes a `face_size` square, grey when `grey`, uint8
-    divided by `input_divisor` (`affecttrack.models.cnn.faces_to_input`).
+    divided by `input_divisor`: `crop` and `to_input` do both, as prediction must.
     """
 
     face_size: int = FACE_SIZE
@@ -90,6 +99,26 @@ class Preprocessing:
             return None
         return create_detector(name, **(self.detector_settings if name == self.detector else {}))
 
+    def crop(self, grey: np.ndarray, box: FaceBox) -> np.ndarray:
+        """The face in `box` of a grey frame as the network's training faces were cropped."""
+        return crop_box(grey, box, self.margin, self.face_size)
+
+    def to_input(self, faces: np.ndarray) -> torch.Tensor:
+        """(n, face_size, face_size) uint8 crops -> the frame network's float input."""
+        return faces_to_input(faces, self.input_divisor)
+
+    def check(self, frame: FrameNetwork, source: Path | None) -> None:
+        """Refuse a preprocessing that the frame network cannot take."""
+        if not self.grey:
+            raise InputError(source, "the bundle's preprocessing asks for colour faces; this "
+                                     "affecttrack prepares grey faces only")
+        if self.face_size != frame.input_size:
+            raise InputError(source, f"the bundle's preprocessing makes {self.face_size}-pixel "
+                                     f"faces, the frame network takes {frame.input_size}")
+        if not self.input_divisor > 0:
+            raise InputError(source, f"the bundle's input divisor {self.input_divisor} is not "
+                                     "positive")
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -101,8 +130,8 @@ class Bundle:
     without a sequence network), plus `created` and `sources` (the model files it was made from).
     """
 
-    frame: FrameCNN
-    sequence: SequenceRNN | None
+    frame: FrameNetwork
+    sequence: SequenceNetwork | None
     labels: tuple[str, ...] | None
     preprocessing: Preprocessing
     meta: dict[str, Any]
@@ -132,7 +161,7 @@ class Bundle:
         return "; ".join(parts)
 
 
-def make_bundle(frame_model_file: Path, sequence_model_file: Path | None = None, *, out: Path,
+def make_bundle(frame: Path, sequence: Path | None = None, *, out: Path,
                 labels: tuple[str, ...] | list[str] | None = None,
                 preprocessing: Preprocessing | None = None) -> Bundle:
     """Bundle training's model files (frame_model.pt, optionally sequence_model.pt) into `out`.
@@ -140,20 +169,22 @@ def make_bundle(frame_model_file: Path, sequence_model_file: Path | None = None,
     `labels` name the expression head's classes; they may be left out for 7 classes (Aff-Wild2's
     order) and 8 classes (CK+'s order). Returns the bundle as `load_bundle` would read it.
     """
-    frame, frame_info = load_model_file(frame_model_file, "frame")
-    sequence, sequence_info = (load_model_file(sequence_model_file, "sequence")
-                               if sequence_model_file is not None else (None, None))
+    frame_net, frame_info = load_model_file(frame, "frame")
+    sequence_net, sequence_info = (load_model_file(sequence, "sequence")
+                                   if sequence is not None else (None, None))
     preprocessing = preprocessing or Preprocessing()
     if preprocessing.detector is not None and preprocessing.detector not in DETECTORS:
         raise AffectTrackError(f"unknown face detector {preprocessing.detector!r}; expected one "
                                f"of {', '.join(DETECTORS)} (or none for cropped faces)")
-    labels = _labels_for(frame, labels, frame_model_file)
-    _action_units_for(frame, frame_info, frame_model_file)
-    _check_feature_dims(frame, sequence, sequence_model_file)
-    sources = {"frame": str(frame_model_file)}
-    if sequence_model_file is not None:
-        sources["sequence"] = str(sequence_model_file)
-    bundle = Bundle(frame=frame, sequence=sequence, labels=labels, preprocessing=preprocessing,
+    labels = _labels_for(frame_net, labels, frame)
+    preprocessing.check(frame_net, frame)
+    _action_units_for(frame_net, frame_info, frame)
+    _check_feature_dims(frame_net, sequence_net, sequence)
+    sources = {"frame": str(frame)}
+    if sequence is not None:
+        sources["sequence"] = str(sequence)
+    bundle = Bundle(frame=frame_net, sequence=sequence_net, labels=labels,
+                    preprocessing=preprocessing,
                     meta={"format_version": FORMAT_VERSION, "affecttrack_version": __version__,
                           "frame": _describe(frame_info), "sequence": _describe(sequence_info),
                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sources": sources})
@@ -197,6 +228,7 @@ def load_bundle(path: Path | None = None) -> Bundle:
     except (KeyError, TypeError) as exc:
         raise InputError(path, f"malformed bundle ({type(exc).__name__}: {exc})") from None
     _labels_for(frame, labels, path)
+    preprocessing.check(frame, path)
     _action_units_for(frame, meta["frame"], path)
     _check_feature_dims(frame, sequence, path)
     return Bundle(frame=frame, sequence=sequence, labels=labels, preprocessing=preprocessing,
@@ -246,7 +278,7 @@ def _describe(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"name": entry["name"], "overrides": entry["overrides"], "meta": entry["meta"]}
 
 
-def _labels_for(frame: FrameCNN, labels: tuple[str, ...] | list[str] | None,
+def _labels_for(frame: FrameNetwork, labels: tuple[str, ...] | list[str] | None,
                 source: Path) -> tuple[str, ...] | None:
     """The expression class names, checked against the expression head's size."""
     size = frame.head_sizes.get("expression")
@@ -265,7 +297,7 @@ def _labels_for(frame: FrameCNN, labels: tuple[str, ...] | list[str] | None,
     return tuple(str(label) for label in labels)
 
 
-def _action_units_for(frame: FrameCNN, entry: dict[str, Any],
+def _action_units_for(frame: FrameNetwork, entry: dict[str, Any],
                       source: Path | None) -> tuple[str, ...]:
     """The action-unit head's unit names, checked against its size."""
     size = frame.head_sizes.get("au")
@@ -278,11 +310,12 @@ def _action_units_for(frame: FrameCNN, entry: dict[str, Any],
     return names
 
 
-def _check_feature_dims(frame: FrameCNN, sequence: SequenceRNN | None, source: Path | None) -> None:
+def _check_feature_dims(frame: FrameNetwork, sequence: SequenceNetwork | None,
+                        source: Path | None) -> None:
     """The sequence network must read the features this frame network makes."""
     if sequence is None:
         return
-    made, read = frame.embedding.out_features, sequence.layers[0].input_size
+    made, read = frame.num_features, sequence.input_size
     if made != read:
         raise InputError(source, f"the sequence model reads {read}-d features, the frame model "
                                  f"makes {made}-d ones")

@@ -33,12 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
-from ..errors import AffectTrackError
-from ..models.cnn import FACE_SIZE, FrameCNN
-from ..models.rnn import SequenceRNN, State
-from ..runinfo import atomic_path, to_jsonable, write_json_atomic
-from .bundle import Bundle, load_bundle
+from affecttrack import __version__
+from affecttrack.errors import AffectTrackError
+from affecttrack.inference.bundle import Bundle, load_bundle
+from affecttrack.models.base import FrameNetwork, SequenceNetwork
+from affecttrack.runinfo import atomic_path, to_jsonable, write_json_atomic
 
 FRAME_FILE = "frame.onnx"
 SEQUENCE_FILE = "sequence.onnx"
@@ -49,19 +48,19 @@ TOLERANCE = 1e-4
 VA_NAMES = ("valence", "arousal")
 
 
-def export_onnx(bundle: Bundle | Path, out_dir: Path) -> dict[str, Any]:
+def export_onnx(bundle: Bundle | Path, out: Path) -> dict[str, Any]:
     """Write frame.onnx, sequence.onnx (if the bundle has a sequence network) and onnx.json to
-    `out_dir`; returns what onnx.json holds."""
+    `out`; returns what onnx.json holds."""
     onnx, onnxruntime = require_onnx()
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if bundle.sequence is None:     # a sequence.onnx left from an earlier export would mislead
-        (out_dir / SEQUENCE_FILE).unlink(missing_ok=True)
+        (out / SEQUENCE_FILE).unlink(missing_ok=True)
     info: dict[str, Any] = {
         "format": "affecttrack-onnx", "affecttrack_version": __version__, "opset": OPSET,
-        "frame": _export_frame(bundle.frame, out_dir / FRAME_FILE, onnx, onnxruntime),
-        "sequence": (_export_sequence(bundle.sequence, out_dir / SEQUENCE_FILE, onnx,
+        "frame": _export_frame(bundle.frame, out / FRAME_FILE, onnx, onnxruntime),
+        "sequence": (_export_sequence(bundle.sequence, out / SEQUENCE_FILE, onnx,
                                       onnxruntime) if bundle.sequence is not None else None),
         "sequence_target": bundle.sequence_target,
         "head_labels": {name: list({"va": VA_NAMES, "expression": bundle.labels or (),
@@ -69,7 +68,7 @@ def export_onnx(bundle: Bundle | Path, out_dir: Path) -> dict[str, Any]:
                         for name in bundle.frame.head_sizes},
         "preprocessing": bundle.preprocessing,
     }
-    write_json_atomic(out_dir / INFO_FILE, info)
+    write_json_atomic(out / INFO_FILE, info)
     return to_jsonable(info)
 
 
@@ -88,55 +87,45 @@ def require_onnx() -> tuple[ModuleType, ModuleType]:
 class FrameGraph(nn.Module):
     """The frame network as exported: image -> (features, one output per head), no dropout."""
 
-    def __init__(self, frame: FrameCNN) -> None:
+    def __init__(self, frame: FrameNetwork) -> None:
         super().__init__()
         self.frame = frame
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        z = self.frame.features(image)
-        return (z, *(head(z) for head in self.frame.heads.values()))
+        z = self.frame.forward_features(image)
+        return (z, *self.frame.forward_heads(z).values())
 
 
 class SequenceStep(nn.Module):
     """The sequence network as exported: (features, flat states) -> (outputs, new flat states).
 
-    States are flat (b, hidden) tensors, one per layer (two for an LSTM layer), so that an ONNX
-    caller needs no knowledge of PyTorch's (layers, b, hidden) layout or LSTM's (h, c) pairs.
+    States are the network's flat (b, width) tensors (`SequenceNetwork.state_names`), so that an
+    ONNX caller needs no knowledge of PyTorch's (layers, b, hidden) layout or LSTM's (h, c) pairs.
     """
 
-    def __init__(self, sequence: SequenceRNN) -> None:
+    def __init__(self, sequence: SequenceNetwork) -> None:
         super().__init__()
         self.sequence = sequence
-        self.lstm = sequence.cell == "lstm"
 
     def state_names(self) -> list[tuple[str, int]]:
-        """(input name, hidden size) of every flat state, in argument order."""
-        kinds = ("h", "c") if self.lstm else ("h",)
-        return [(f"{kind}{i}", layer.hidden_size)
-                for i, layer in enumerate(self.sequence.layers) for kind in kinds]
+        """(input name, width) of every flat state, in argument order."""
+        return self.sequence.state_names()
 
     def forward(self, features: torch.Tensor, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out, state = self.sequence.forward_with_state(features, self._nest(flat))
-        return (out, *self._flatten(state))
-
-    def _nest(self, flat: tuple[torch.Tensor, ...]) -> State:
-        layers = [t.unsqueeze(0) for t in flat]
-        return list(zip(layers[0::2], layers[1::2])) if self.lstm else layers
-
-    def _flatten(self, state: State) -> list[torch.Tensor]:
-        tensors = [t for layer in state for t in layer] if self.lstm else state
-        return [t.squeeze(0) for t in tensors]
+        out, state = self.sequence.step(features, self.sequence.nested_state(flat))
+        return (out, *self.sequence.flat_state(state))
 
 
-def _export_frame(frame: FrameCNN, path: Path, onnx: ModuleType,
+def _export_frame(frame: FrameNetwork, path: Path, onnx: ModuleType,
                   onnxruntime: ModuleType) -> dict[str, Any]:
     graph = FrameGraph(frame).eval()
     heads = frame.head_sizes
-    outputs = {"features": ["n", frame.embedding.out_features],
+    outputs = {"features": ["n", frame.num_features],
                **{name: ["n", size] for name, size in heads.items()}}
-    inputs = {"image": ["n", 1, FACE_SIZE, FACE_SIZE]}
-    _write_onnx(graph, (torch.rand(2, 1, FACE_SIZE, FACE_SIZE),), path, inputs, outputs, onnx)
-    image = torch.rand(3, 1, FACE_SIZE, FACE_SIZE)
+    size = frame.input_size
+    inputs = {"image": ["n", 1, size, size]}
+    _write_onnx(graph, (torch.rand(2, 1, size, size),), path, inputs, outputs, onnx)
+    image = torch.rand(3, 1, size, size)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         expected = [t.numpy() for t in graph(image)]
@@ -145,16 +134,16 @@ def _export_frame(frame: FrameCNN, path: Path, onnx: ModuleType,
             "max_abs_diff_vs_torch": error}
 
 
-def _export_sequence(sequence: SequenceRNN, path: Path, onnx: ModuleType,
+def _export_sequence(sequence: SequenceNetwork, path: Path, onnx: ModuleType,
                      onnxruntime: ModuleType) -> dict[str, Any]:
     step = SequenceStep(sequence).eval()
     states = step.state_names()
-    width = sequence.layers[0].input_size
+    width = sequence.input_size
     inputs = {"features": ["b", "t", width], **{name: ["b", size] for name, size in states}}
     # A valence/arousal network's output keeps its name; a combined one's columns are its heads,
     # concatenated, whose places onnx.json records.
     output = "va" if sequence.head_sizes == {"va": 2} else "outputs"
-    outputs = {output: ["b", "t", sequence.head.out_features],
+    outputs = {output: ["b", "t", sequence.num_outputs],
                **{f"{name}_out": ["b", size] for name, size in states}}
     zeros = [torch.zeros(2, size) for _, size in states]
     _write_onnx(step, (torch.randn(2, 4, width), *zeros), path, inputs, outputs, onnx)

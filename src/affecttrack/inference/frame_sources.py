@@ -19,12 +19,12 @@ from typing import Generic, TypeVar
 import cv2
 import numpy as np
 
-from ..data.detect import to_grey
-from ..data.groups import Problem
-from ..data.images import is_image, read_grey
-from ..data.video_frames import DecodedFrame, decode_frames, is_video
-from ..errors import AffectTrackError, InputError
-from ..natural_order import natural_key
+from affecttrack.data.detect import to_grey
+from affecttrack.data.groups import Problem
+from affecttrack.data.images import is_image, read_grey
+from affecttrack.data.video_frames import DecodedFrame, decode_frames, is_video
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.natural_order import natural_key
 
 T = TypeVar("T")
 _DONE = object()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .results import most_probable
+from affecttrack.inference.results import most_probable
 
 BOX = ["x", "y", "w", "h"]
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import InputError
-from ..runinfo import atomic_path, write_json_atomic
-from .batch import Report, output_files
-from .frame_sources import Prefetch, camera_frames
-from .predictor import AffectModel
-from .results import FramePredictions
+from affecttrack.errors import InputError
+from affecttrack.inference.batch import Report, output_files
+from affecttrack.inference.frame_sources import Prefetch, camera_frames
+from affecttrack.inference.predictor import AffectModel
+from affecttrack.inference.results import FramePredictions
+from affecttrack.runinfo import atomic_path, write_json_atomic
 
 LIVE_QUEUE = 8       # frames waiting at most; older ones are dropped when the model lags
 STATUS_EVERY_S = 1.0
@@ -41,7 +41,7 @@ def predict_live(model: AffectModel, source: str, out: Path, *, name: str = "liv
     stopped_by = "end of source"
     with atomic_path(out / files["csv"]) as tmp, open(tmp, "w", newline="") as handle:
         try:
-            for batch in frames.batches(model.settings.batch_frames):
+            for batch in frames.batches(model.config.batch_frames):
                 part = FramePredictions.build(run.process(batch), model.labels, None, source,
                                               model.action_units)
                 part.write_csv_rows(handle, header=handle.tell() == 0)

@@ -26,24 +26,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.detect import FaceDetector, crop_box
-from ..data.video_frames import DecodedFrame, decode_frames, probe_video
-from ..errors import AffectTrackError
-from ..labels import expression_va, probabilities_to_va
-from ..models.cnn import faces_to_input, head_probabilities
-from ..training.precision import autocast_for, channels_last_for, choose_precision
-from .bundle import Bundle, load_bundle
-from .frame_sources import Prefetch, array_frames
-from .gaps import interpolate_gaps
-from .results import FramePredictions, most_probable
-from .streaming import SequenceStream
-from .tracking import FaceTracker, TrackedFace
+from affecttrack.data.detect import FaceDetector
+from affecttrack.data.video_frames import DecodedFrame, decode_frames, probe_video
+from affecttrack.errors import AffectTrackError
+from affecttrack.inference.bundle import Bundle, load_bundle
+from affecttrack.inference.frame_sources import Prefetch, array_frames
+from affecttrack.inference.gaps import interpolate_gaps
+from affecttrack.inference.results import FramePredictions, most_probable
+from affecttrack.inference.streaming import SequenceStream
+from affecttrack.inference.tracking import FaceTracker, TrackedFace
+from affecttrack.labels import expression_va, probabilities_to_va
+from affecttrack.models.cnn import head_probabilities
+from affecttrack.models.precision import (
+    autocast_for,
+    channels_last_for,
+    choose_precision,
+)
 
 BOX_COLUMNS = ["x", "y", "w", "h"]
 
 
 @dataclass(frozen=True)
-class PredictSettings:
+class PredictConfig:
     """How videos are read. `detect_every`: run the detector on every n-th frame and track faces
     in between (1: detect on every frame). `max_gap`: a face's track missing for at most this
     many frames is interpolated over (rows flagged `interpolated`) and its sequence state carried
@@ -78,10 +82,10 @@ class StageTimes:
 class AffectModel:
     """A bundle ready to predict: `predict_video`, `predict_frames`, `predict_faces`."""
 
-    def __init__(self, bundle: Bundle, settings: PredictSettings | None = None) -> None:
+    def __init__(self, bundle: Bundle, config: PredictConfig | None = None) -> None:
         self.bundle = bundle
-        self.settings = settings or PredictSettings()
-        self.precision = choose_precision(self.settings.precision)
+        self.config = config or PredictConfig()
+        self.precision = choose_precision(self.config.precision)
         self._memory_format = (torch.channels_last if channels_last_for(self.precision)
                                else torch.contiguous_format)
         self.frame = bundle.frame.eval().to(memory_format=self._memory_format)
@@ -102,8 +106,8 @@ class AffectModel:
         return "none"
 
     def detector(self) -> FaceDetector:
-        """A new detector as the bundle's preprocessing (or the settings) name it."""
-        detector = self.bundle.preprocessing.make_detector(self.settings.detector)
+        """A new detector as the bundle's preprocessing (or the config) name it."""
+        detector = self.bundle.preprocessing.make_detector(self.config.detector)
         if detector is None:
             raise AffectTrackError("this model was trained on ready-cropped faces and names no "
                                    "face detector; pass one (e.g. --detector hog_haar) to run "
@@ -152,10 +156,10 @@ class AffectModel:
         """The frame CNN on (n, 96, 96) crops: features, expression probabilities,
         valence/arousal from the frame head or the expression mapping (NaN without either), and
         action-unit probabilities ((n, 0) without that head)."""
-        x = faces_to_input(faces).contiguous(memory_format=self._memory_format)
+        x = self.bundle.preprocessing.to_input(faces).contiguous(memory_format=self._memory_format)
         with torch.inference_mode(), autocast_for(self.precision, x.device):
-            z = self.frame.features(x)
-            logits = {name: head(z) for name, head in self.frame.heads.items()}
+            z = self.frame.forward_features(x)
+            logits = self.frame.forward_heads(z)
         heads = head_probabilities(logits)    # in float32, outside autocast
         n = len(faces)
         probabilities = (heads["expression"].numpy() if "expression" in heads
@@ -175,14 +179,14 @@ class VideoRun:
 
     def __init__(self, model: AffectModel) -> None:
         self.model = model
-        self.tracker = FaceTracker(model.detector(), detect_every=model.settings.detect_every)
+        self.tracker = FaceTracker(model.detector(), detect_every=model.config.detect_every)
         self.streams: dict[int, SequenceStream] = {}
         self.parts: list[pd.DataFrame] = []
         self.times = StageTimes()
 
     def run(self, frames: Prefetch[DecodedFrame]) -> None:
         """Consume every frame; rows so far stay in `parts` if the source fails midway."""
-        for batch in frames.batches(self.model.settings.batch_frames):
+        for batch in frames.batches(self.model.config.batch_frames):
             self.parts.append(self.process(batch))
 
     def process(self, frames: list[DecodedFrame]) -> pd.DataFrame:
@@ -193,7 +197,7 @@ class VideoRun:
         for frame in frames:
             faces = self.tracker.update(frame.image)
             found += [(frame, face) for face in faces] or [(frame, None)]
-            crops += [crop_box(frame.image, face.box, self.model.bundle.preprocessing.margin)
+            crops += [self.model.bundle.preprocessing.crop(frame.image, face.box)
                       for face in faces]
         self.times.faces += time.perf_counter() - clock
         with_face = [i for i, (_, face) in enumerate(found) if face is not None]
@@ -232,7 +236,7 @@ class VideoRun:
                 stream = self.streams.get(face_id)
                 if stream is None:
                     stream = SequenceStream.from_bundle(self.model.bundle,
-                                                        max_gap=self.model.settings.max_gap)
+                                                        max_gap=self.model.config.max_gap)
                     self.streams[face_id] = stream
                 numbers = [found[with_face[row]][0].number for row in rows]
                 va[rows] = stream.push(features[rows], numbers)[:, stream.model.head_slice("va")]
@@ -275,7 +279,7 @@ class VideoRun:
         if not self.parts:
             return pd.DataFrame()
         rows = pd.concat(self.parts, ignore_index=True)
-        return interpolate_gaps(rows, self.model.settings.max_gap, self.model.labels,
+        return interpolate_gaps(rows, self.model.config.max_gap, self.model.labels,
                                 self.model.action_units)
 
     def result(self, fps: float | None, source: str) -> FramePredictions:
@@ -296,8 +300,8 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def load_model(path: str | Path | None = None, **settings: object) -> AffectModel:
-    """The model in bundle `path` (the shipped default expression model when None), ready to
-    predict; `settings` are `PredictSettings` fields (detect_every, max_gap, detector, ...)."""
-    return AffectModel(load_bundle(None if path is None else Path(path)),
-                       PredictSettings(**settings))  # type: ignore[arg-type]
+def load_model(model: str | Path | None = None, **config: object) -> AffectModel:
+    """The model in bundle file `model` (the shipped default expression model when None), ready
+    to predict; `config` are `PredictConfig` fields (detect_every, max_gap, detector, ...)."""
+    return AffectModel(load_bundle(None if model is None else Path(model)),
+                       PredictConfig(**config))  # type: ignore[arg-type]

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from affecttrack.errors import AffectTrackError, InputError
-from affecttrack.evaluation.smoothing import check_window, smooth_track
 from affecttrack.labels import VA_UNANNOTATED, canonical_expression, is_action_unit
+from affecttrack.predictions.smoothing import check_window, smooth_track
 from affecttrack.runinfo import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
@@ -176,11 +176,15 @@ class FramePredictions(pd.DataFrame):
     def plot(self, path: Path | None = None, face: int | None = None) -> Figure:
         """Valence, arousal and the expression band over time for `face` (default: the main
         face); also saved as a PNG when `path` is given."""
-        # Imported here: the plot module pulls in matplotlib and the evaluation stack (torch),
-        # which reading or writing a table must not pay for.
+        rows = self.main_face() if face is None else self.face(face)
+        if rows.empty:
+            raise AffectTrackError(f"{self.source}: no face in the predictions to plot")
+        # Imported here: the plot module pulls in matplotlib, which reading or writing a table
+        # must not pay for.
         from affecttrack.inference.timeline_plot import plot_timeline
 
-        return plot_timeline(self, path=path, face=face)
+        title = f"{Path(self.source).name or 'predictions'}: face {int(rows['face_id'].iloc[0])}"
+        return plot_timeline(self, rows, self.labels, title, path)
 
     def to_csv_file(self, path: Path) -> Path:
         """The table as CSV: floats with 4 decimals, missing values as empty cells."""

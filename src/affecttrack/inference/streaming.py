@@ -2,8 +2,8 @@
 
 `SequenceStream` keeps only the recurrent network's hidden state between calls, so a video of any
 length costs O(T) time and constant memory, and every pushed frame gets its prediction at once.
-Fed a whole gap-free run, it gives exactly what `training.sequence.predict_sequences` gives for it
-(one forward pass over the run, outputs shifted by one frame for a many-to-one model).
+Fed a whole gap-free run, it gives exactly what `predictions.sequence.predict_sequences` gives for
+it (one forward pass over the run, outputs shifted by one frame for a many-to-one model).
 
 Face lost for a while: the stream is told each face's frame number. A jump over more than
 `max_gap` missing frames resets the hidden state, so the frames after the gap start a new run, as
@@ -35,15 +35,15 @@ from itertools import pairwise
 import numpy as np
 import torch
 
-from ..errors import AffectTrackError
-from ..models.rnn import SequenceRNN, State
-from .bundle import Bundle
+from affecttrack.errors import AffectTrackError
+from affecttrack.inference.bundle import Bundle
+from affecttrack.models.base import SequenceNetwork, State
 
 
 class SequenceStream:
     """Feed frame features (`push`), get each frame's prediction back; state carries over."""
 
-    def __init__(self, model: SequenceRNN, *, many_to_one: bool = False,
+    def __init__(self, model: SequenceNetwork, *, many_to_one: bool = False,
                  max_gap: int = 0) -> None:
         if max_gap < 0:
             raise AffectTrackError(f"max_gap must be >= 0 frames, got {max_gap}")
@@ -86,14 +86,14 @@ class SequenceStream:
         x = x.to(self._device, torch.float32)
         if x.ndim == 1:
             x = x.unsqueeze(0)
-        width = self.model.layers[0].input_size
+        width = self.model.input_size
         if x.ndim != 2 or x.shape[1] != width:
             raise AffectTrackError(f"the sequence model takes ({width},) features per frame, "
                                    f"got an array of shape {tuple(x.shape)}")
         numbers = self._frame_numbers(x.shape[0], frames)
         starts_run = self._run_starts(numbers)
         cuts = np.unique(np.concatenate([[0], np.flatnonzero(starts_run), [numbers.size]]))
-        outputs = [torch.zeros((0, self.model.head.out_features), device=self._device)]
+        outputs = [torch.zeros((0, self.model.num_outputs), device=self._device)]
         with torch.inference_mode():
             for start, stop in pairwise(cuts):
                 if starts_run[start]:
@@ -133,7 +133,7 @@ class SequenceStream:
         A many-to-one network's output after frame t is its prediction for frame t+1: each frame
         gets the output held back from the frame before (the run's first frame its own).
         """
-        out, self._state = self.model.forward_with_state(x.unsqueeze(0), self._state)
+        out, self._state = self.model.step(x.unsqueeze(0), self._state)
         out = out[0]
         if not self.many_to_one:
             return out

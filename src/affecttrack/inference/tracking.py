@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..data.detect import FaceBox, FaceDetector
+from affecttrack.data.detect import FaceBox, FaceDetector
 
 
 @dataclass(frozen=True)

@@ -24,18 +24,19 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..data.detect import FaceDetector, detect_largest_face
-from ..data.faces import to_face_crop
-from ..data.images import read_grey
-from ..data.store import FaceStore
-from ..data.video_frames import DecodedFrame, decode_frames, is_video
-from ..errors import AffectTrackError, InputError
-from ..inference.bundle import Bundle, load_bundle
-from ..labels import map_expressions
-from ..models.cnn import faces_to_input
-from ..runinfo import atomic_path, write_json_atomic
-from .overlays import plot_class_saliency, plot_face_saliency, plot_filters
-from .saliency import (
+from affecttrack.data.detect import FaceDetector, detect_largest_face
+from affecttrack.data.faces import to_face_crop
+from affecttrack.data.images import read_grey
+from affecttrack.data.store import FaceStore
+from affecttrack.data.video_frames import DecodedFrame, decode_frames, is_video
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.inference.bundle import Bundle, load_bundle
+from affecttrack.interpret.overlays import (
+    plot_class_saliency,
+    plot_face_saliency,
+    plot_filters,
+)
+from affecttrack.interpret.saliency import (
     BASELINES,
     VA_NAMES,
     Target,
@@ -47,7 +48,9 @@ from .saliency import (
     integrated_gradients,
     output_change,
 )
-from .temporal import plot_temporal_importance, temporal_importance
+from affecttrack.interpret.temporal import plot_temporal_importance, temporal_importance
+from affecttrack.labels import map_expressions
+from affecttrack.runinfo import atomic_path, write_json_atomic
 
 EXPLAIN_FILE = "explain.json"
 GROUP_BY = ("predicted", "true")
@@ -56,7 +59,7 @@ _CHUNK = 8
 
 
 @dataclass(frozen=True)
-class ExplainSettings:
+class ExplainConfig:
     """`target`: the output explained (None: the predicted class; see `choose_target`).
     `baseline`, `n_steps`: Integrated Gradients' reference image and integration steps (cost is
     linear in the steps: about 2.5 s a face at 32 on one CPU core). `max_faces`, `group_by`: how
@@ -86,22 +89,22 @@ class ExplainSettings:
 
 
 def explain(path: Path | None, out: Path, *, frame: int | None = None, store: Path | None = None,
-            model: Path | None = None, settings: ExplainSettings | None = None) -> dict[str, Any]:
+            model: Path | None = None, config: ExplainConfig | None = None) -> dict[str, Any]:
     """Explain the face in image `path`, in frame `frame` of video `path`, or the faces of face
     store `store`, with the bundle `model` (the shipped default when None); writes into `out`
     and returns what `explain.json` holds."""
-    settings = settings or ExplainSettings()
-    _check_request(path, frame, store, settings)
+    config = config or ExplainConfig()
+    _check_request(path, frame, store, config)
     bundle = load_bundle(model)
-    if settings.sequence_window and bundle.sequence is None:
+    if config.sequence_window and bundle.sequence is None:
         raise AffectTrackError("--sequence-window: the model has no sequence network; bundle one "
                                "with `affecttrack bundle --sequence ...`")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if store is not None:
-        record = explain_store(bundle, Path(store), out, settings)
+        record = explain_store(bundle, Path(store), out, config)
     else:
-        record = explain_face(bundle, Path(path), out, frame, settings)
+        record = explain_face(bundle, Path(path), out, frame, config)
     filters = first_conv(bundle.frame).weight.detach().numpy()
     record["files"]["filters"] = plot_filters(filters, out / "filters.png").name
     record = {"model": str(model) if model else "default (shipped expression model)",
@@ -111,13 +114,13 @@ def explain(path: Path | None, out: Path, *, frame: int | None = None, store: Pa
 
 
 def _check_request(path: Path | None, frame: int | None, store: Path | None,
-                   settings: ExplainSettings) -> None:
+                   config: ExplainConfig) -> None:
     """Inputs that do not fit together fail before the model is loaded."""
     if (path is None) == (store is None):
         raise AffectTrackError("explain: name one image or video file, or --store STORE")
     if store is not None:
-        given = [flag for flag, value in (("--frame", frame), ("--target", settings.target),
-                                          ("--sequence-window", settings.sequence_window))
+        given = [flag for flag, value in (("--frame", frame), ("--target", config.target),
+                                          ("--sequence-window", config.sequence_window))
                  if value is not None]
         if given:
             raise AffectTrackError(f"explain --store: {', '.join(given)} apply to one face, not "
@@ -128,29 +131,29 @@ def _check_request(path: Path | None, frame: int | None, store: Path | None,
         raise InputError(path, "file not found")
     if is_video(path) and frame is None:
         raise InputError(path, "a video needs --frame N (1-based) to pick the face to explain")
-    if not is_video(path) and (frame is not None or settings.sequence_window is not None):
+    if not is_video(path) and (frame is not None or config.sequence_window is not None):
         raise InputError(path, "--frame and --sequence-window apply to videos; this is an image")
 
 
 def explain_face(bundle: Bundle, path: Path, out: Path, frame: int | None,
-                 settings: ExplainSettings) -> dict[str, Any]:
+                 config: ExplainConfig) -> dict[str, Any]:
     """The face of an image, or of frame `frame` of a video, and (for a video with a sequence
     window) the importance of the frames before it."""
     detector = bundle.preprocessing.make_detector()
     if frame is None:
         frames = [DecodedFrame(1, 0.0, _read_image(path))]
     else:
-        frames = _decode_window(path, frame, settings.sequence_window or 1)
+        frames = _decode_window(path, frame, config.sequence_window or 1)
     found = _find_face(frames[-1].image, detector, bundle.preprocessing.margin)
     if found is None:
         where = f"frame {frame}" if frame is not None else "the image"
         raise InputError(path, f"no face found in {where} ({detector.name} detector)")
     face, box = found
     record: dict[str, Any] = {"input": str(path), "frame": frame, "face_box": box,
-                              **_explain_one(bundle, face, out, settings)}
-    if settings.sequence_window:
+                              **_explain_one(bundle, face, out, config)}
+    if config.sequence_window:
         target = Target(**record["target"])
-        record["temporal"] = _explain_window(bundle, frames, detector, target, out, settings)
+        record["temporal"] = _explain_window(bundle, frames, detector, target, out, config)
         record["files"]["temporal"] = "temporal.png"
     return record
 
@@ -188,22 +191,22 @@ def _decode_window(path: Path, frame: int, length: int) -> list[DecodedFrame]:
 
 
 def _explain_one(bundle: Bundle, face: np.ndarray, out: Path,
-                 settings: ExplainSettings) -> dict[str, Any]:
+                 config: ExplainConfig) -> dict[str, Any]:
     """Saliency of one face: the figure, the maps, the prediction and the completeness check."""
     model, faces = bundle.frame, face[None]
     outputs = head_outputs(model, faces)
     predicted = (int(outputs["expression"][0].argmax()) if "expression" in outputs else None)
-    target = choose_target(settings.target, model.head_sizes, bundle.labels, predicted)
-    ig = integrated_gradients(model, faces, target, baseline=settings.baseline,
-                              n_steps=settings.n_steps)
+    target = choose_target(config.target, model.head_sizes, bundle.labels, predicted)
+    ig = integrated_gradients(model, faces, target, baseline=config.baseline,
+                              n_steps=config.n_steps)
     cam = grad_cam(model, faces, target)
     prediction = _prediction(outputs, bundle.labels)
     title = f"prediction: {describe_prediction(prediction)}; explained: {target.name}"
     plot_face_saliency(face, ig[0], cam[0], title, out / "saliency.png")
     _save_arrays(out / "maps.npz", face=face, integrated_gradients=ig[0], grad_cam=cam[0])
-    change = output_change(model, faces, target, settings.baseline)
+    change = output_change(model, faces, target, config.baseline)
     return {"prediction": prediction, "target": asdict(target),
-            "integrated_gradients": {"baseline": settings.baseline, "n_steps": settings.n_steps,
+            "integrated_gradients": {"baseline": config.baseline, "n_steps": config.n_steps,
                                      "attribution_sum": float(ig[0].sum()),
                                      "output_change": float(change[0])},
             "files": {"saliency": "saliency.png", "maps": "maps.npz"}}
@@ -234,7 +237,7 @@ def describe_prediction(prediction: dict[str, Any]) -> str:
 
 
 def _explain_window(bundle: Bundle, frames: list[DecodedFrame], detector: FaceDetector | None,
-                    target: Target, out: Path, settings: ExplainSettings) -> dict[str, Any]:
+                    target: Target, out: Path, config: ExplainConfig) -> dict[str, Any]:
     """Importance of each frame of the window for the sequence output at its last frame.
 
     The window is the run of frames with a face that ends at the explained frame: prediction
@@ -251,58 +254,58 @@ def _explain_window(bundle: Bundle, frames: list[DecodedFrame], detector: FaceDe
         crops.insert(0, found[0])
     numbers = np.array([decoded.number for decoded in frames[len(frames) - len(crops):]])
     with torch.no_grad():
-        features = bundle.frame.features(faces_to_input(np.stack(crops)))
+        features = bundle.frame.forward_features(bundle.preprocessing.to_input(np.stack(crops)))
         output = 1 if target.name == "arousal" else 0
         value = float(bundle.sequence(features[None])[0, -1, output])
     name = VA_NAMES[output] if "va" in bundle.sequence.head_sizes else f"output {output}"
     importance = temporal_importance(bundle.sequence, features.numpy(), output,
-                                     n_steps=settings.n_steps)
+                                     n_steps=config.n_steps)
     title = (f"which frames drive the sequence network's {name} at frame {numbers[-1]} "
              f"({value:+.2f})")
     plot_temporal_importance(numbers, importance, title, out / "temporal.png")
-    return {"output": name, "value": value, "requested_window": settings.sequence_window,
+    return {"output": name, "value": value, "requested_window": config.sequence_window,
             "faceless_frame": faceless, "frames": numbers.tolist(),
             "importance": [round(float(v), 6) for v in importance]}
 
 
-def explain_store(bundle: Bundle, store_path: Path, out: Path,
-                  settings: ExplainSettings) -> dict[str, Any]:
+def explain_store(bundle: Bundle, store: Path, out: Path,
+                  config: ExplainConfig) -> dict[str, Any]:
     """Mean saliency per class over up to `max_faces` faces of a store, each face explained for
     its predicted (or labelled) class."""
     labels = bundle.labels
     if labels is None:
         raise AffectTrackError("explain --store: per-class saliency needs a model with an "
                                "expression head")
-    store = FaceStore.open(store_path)
-    rows, true, unknown = _sample_faces(store, labels, settings)
-    faces = store.images(rows)
+    face_store = FaceStore.open(store)
+    rows, true, unknown = _sample_faces(face_store, labels, config)
+    faces = face_store.images(rows)
     predicted = np.concatenate([head_outputs(bundle.frame, faces[i:i + _CHUNK])["expression"]
                                 .argmax(axis=1) for i in range(0, len(faces), _CHUNK)])
-    classes = predicted if settings.group_by == "predicted" else true
-    ig, cam = _store_maps(bundle, faces, classes, settings)
+    classes = predicted if config.group_by == "predicted" else true
+    ig, cam = _store_maps(bundle, faces, classes, config)
     counts = np.bincount(classes, minlength=len(labels))
     means = [_class_means(faces, ig, cam, classes == k) for k in range(len(labels))]
     mean_faces, mean_ig, mean_cam = (np.stack(parts) for parts in zip(*means))
-    title = (f"mean saliency of {len(faces)} faces of {store_path.name} by {settings.group_by} "
+    title = (f"mean saliency of {len(faces)} faces of {store.name} by {config.group_by} "
              "class (each face explained for that class)")
     plot_class_saliency(mean_faces, mean_ig, mean_cam, labels, counts.tolist(), title,
                         out / "class_saliency.png")
     _save_arrays(out / "class_maps.npz", classes=np.array(labels), counts=counts,
                  mean_face=mean_faces, integrated_gradients=mean_ig, grad_cam=mean_cam)
     record: dict[str, Any] = {
-        "input": str(store_path), "faces": len(faces), "group_by": settings.group_by,
+        "input": str(store), "faces": len(faces), "group_by": config.group_by,
         "classes": dict(zip(labels, counts.tolist())),
         "predicted": dict(zip(labels, np.bincount(predicted, minlength=len(labels)).tolist())),
-        "integrated_gradients": {"baseline": settings.baseline, "n_steps": settings.n_steps},
+        "integrated_gradients": {"baseline": config.baseline, "n_steps": config.n_steps},
         "files": {"class_saliency": "class_saliency.png", "maps": "class_maps.npz"}}
-    if settings.group_by == "true":
+    if config.group_by == "true":
         record["accuracy"] = round(float(np.mean(predicted == true)), 4)
         record["skipped_unknown_class"] = unknown
     return record
 
 
 def _sample_faces(store: FaceStore, labels: Sequence[str],
-                  settings: ExplainSettings) -> tuple[np.ndarray, np.ndarray, int]:
+                  config: ExplainConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """Up to `max_faces` face rows (a seeded sample, balanced over the labelled classes when
     grouping by them; in store order), their labelled class in the model's classes (-1 when
     grouping by prediction), and how many labelled faces were left out because the model has no
@@ -310,7 +313,7 @@ def _sample_faces(store: FaceStore, labels: Sequence[str],
     index = store.index[store.index["row"] >= 0]
     true = np.full(len(index), -1, dtype=np.int64)
     unknown = 0
-    if settings.group_by == "true":
+    if config.group_by == "true":
         mapping = map_expressions(store.expression_names, tuple(labels))
         expression = index["expression"].to_numpy().astype(np.int64)
         true = np.where(expression >= 0, mapping[np.maximum(expression, 0)], -1)
@@ -318,10 +321,10 @@ def _sample_faces(store: FaceStore, labels: Sequence[str],
         keep = true >= 0
         index, true = index[keep], true[keep]
     if not len(index):
-        problem = ("holds no face images" if settings.group_by == "predicted" else
+        problem = ("holds no face images" if config.group_by == "predicted" else
                    "holds no faces labelled with a class the model knows")
         raise InputError(store.path, problem)
-    chosen = _balanced_sample(true, settings.max_faces, settings.seed)
+    chosen = _balanced_sample(true, config.max_faces, config.seed)
     return index["row"].to_numpy()[chosen], true[chosen], unknown
 
 
@@ -335,15 +338,15 @@ def _balanced_sample(classes: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 def _store_maps(bundle: Bundle, faces: np.ndarray, classes: np.ndarray,
-                settings: ExplainSettings) -> tuple[np.ndarray, np.ndarray]:
+                config: ExplainConfig) -> tuple[np.ndarray, np.ndarray]:
     """|Integrated Gradients| and Grad-CAM of every face for its class, a chunk at a time."""
     ig, cam = [], []
     for start in tqdm(range(0, len(faces), _CHUNK), desc="saliency", unit="chunk"):
         chunk = faces[start:start + _CHUNK]
         targets = [class_target(k, bundle.labels) for k in classes[start:start + _CHUNK]]
         ig.append(np.abs(integrated_gradients(bundle.frame, chunk, targets,
-                                              baseline=settings.baseline,
-                                              n_steps=settings.n_steps)))
+                                              baseline=config.baseline,
+                                              n_steps=config.n_steps)))
         cam.append(grad_cam(bundle.frame, chunk, targets))
     return np.concatenate(ig), np.concatenate(cam)
 

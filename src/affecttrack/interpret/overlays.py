@@ -16,7 +16,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..evaluation.plots import save_figure
+from affecttrack.figures import save_figure
 
 _HEAT = "inferno"
 _MAX_ALPHA = 0.8

@@ -26,9 +26,9 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import AffectTrackError
-from ..labels import canonical_expression
-from ..models.cnn import faces_to_input, head_probabilities
+from affecttrack.errors import AffectTrackError
+from affecttrack.labels import canonical_expression
+from affecttrack.models.cnn import faces_to_input, head_probabilities
 
 VA_NAMES: tuple[str, ...] = ("valence", "arousal")
 BASELINES: tuple[str, ...] = ("mean", "black")

@@ -19,8 +19,8 @@ from captum.attr import IntegratedGradients
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..errors import AffectTrackError
-from ..evaluation.plots import save_figure
+from affecttrack.errors import AffectTrackError
+from affecttrack.figures import save_figure
 
 
 def temporal_importance(model: nn.Module, features: np.ndarray, output: int = 0, *,

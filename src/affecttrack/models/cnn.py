@@ -16,17 +16,18 @@ import numpy as np
 import torch
 from torch import nn
 
-FACE_SIZE = 96
+from affecttrack.models.base import FrameNetwork
+
 FEATURE_DIM = 300
 # uint8 grey levels are divided by this (to [0, 1]) before the input BatchNorm; training, feature
 # extraction and exported models must all scale the same way, so the divisor lives here once.
 INPUT_DIVISOR = 255.0
 
 
-def faces_to_input(faces: np.ndarray) -> torch.Tensor:
-    """(n, 96, 96) uint8 grey faces -> the (n, 1, 96, 96) float32 tensor FrameCNN takes."""
+def faces_to_input(faces: np.ndarray, divisor: float = INPUT_DIVISOR) -> torch.Tensor:
+    """(n, h, w) uint8 grey faces -> the (n, 1, h, w) float32 tensor a frame network takes."""
     # np.array copies: a read-only memory map (a face store) cannot back a torch tensor.
-    return torch.from_numpy(np.array(faces)).unsqueeze(1).float().div_(INPUT_DIVISOR)
+    return torch.from_numpy(np.array(faces)).unsqueeze(1).float().div_(divisor)
 
 
 def head_probabilities(outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -37,7 +38,7 @@ def head_probabilities(outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.T
             for name, value in outputs.items()}
 
 
-class FrameCNN(nn.Module):
+class FrameCNN(FrameNetwork):
     """Frame regressor/classifier with named heads ("va" -> 2 outputs, "expression" -> logits)."""
 
     def __init__(self, heads: Mapping[str, int] | None = None, feature_dim: int = FEATURE_DIM,
@@ -73,14 +74,12 @@ class FrameCNN(nn.Module):
                     nn.init.zeros_(module.bias)
 
     @property
-    def head_sizes(self) -> dict[str, int]:
-        """Output size of each head, e.g. {"va": 2} or {"expression": 7}."""
-        return {name: head.out_features for name, head in self.heads.items()}
+    def num_features(self) -> int:
+        return self.embedding.out_features
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 96, 96) images in [0, 1] -> (B, 300) features (the penultimate layer)."""
         return self.embedding(self.trunk(self.input_norm(x)))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.dropout(self.features(x))
-        return {name: head(z) for name, head in self.heads.items()}
+        return self.forward_heads(self.dropout(self.forward_features(x)))

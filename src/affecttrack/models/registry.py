@@ -1,105 +1,116 @@
 """Named model configurations (as timm names its models) and plain model files.
 
-A name fixes an architecture the paper used, so configs, checkpoints and reports can say `gru3`
-instead of repeating layer sizes. A plain model file holds the name, any constructor overrides and
-the weights, nothing Lightning-specific: later stages (feature extraction, prediction) rebuild the
-model from it without importing training code, and `torch.load(weights_only=True)` can read it.
+A name fixes an architecture, so configs, checkpoints and reports can say `gru3` instead of
+repeating layer sizes. Each entry names its class (a `FrameNetwork` or `SequenceNetwork`
+subclass, `models/base.py`) and that class's constructor arguments: a second backbone family is
+one new module plus its entries, added here or at run time with `register_model`.
+
+A plain model file holds the name, any constructor overrides and the weights, nothing
+Lightning-specific: later stages (feature extraction, prediction) rebuild the model from it
+without importing training code, and `torch.load(weights_only=True)` can read it.
 """
 
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from ..errors import AffectTrackError, InputError
-from ..runinfo import atomic_path
-from .cnn import FrameCNN
-from .rnn import SequenceRNN
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.models.base import FrameNetwork, SequenceNetwork
+from affecttrack.models.cnn import FrameCNN
+from affecttrack.models.rnn import SequenceRNN
+from affecttrack.runinfo import atomic_path
 
 Kind = Literal["frame", "sequence"]
+BASES: dict[str, type[nn.Module]] = {"frame": FrameNetwork, "sequence": SequenceNetwork}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named configuration: constructor arguments and a line saying what it is."""
+    """A named configuration: the class, a line saying what it is, its constructor arguments."""
 
+    cls: type[nn.Module]
     description: str
-    kwargs: dict[str, Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _cnn(description: str, **heads: int) -> ModelSpec:
+    return ModelSpec(FrameCNN, f"paper CNN, {description}", {"heads": heads})
+
+
+def _rnn(cell: str, description: str, *hidden_sizes: int) -> ModelSpec:
+    return ModelSpec(SequenceRNN, description, {"cell": cell, "hidden_sizes": hidden_sizes})
 
 
 FRAME_MODELS: dict[str, ModelSpec] = {
-    "cnn_va": ModelSpec("paper CNN, valence/arousal regression head",
-                        {"heads": {"va": 2}}),
-    "cnn_expr7": ModelSpec("paper CNN, 7 basic expressions (Aff-Wild2, JAFFE)",
-                           {"heads": {"expression": 7}}),
-    "cnn_expr8": ModelSpec("paper CNN, 8 expressions with contempt (CK+)",
-                           {"heads": {"expression": 8}}),
-    "cnn_va_expr7": ModelSpec("paper CNN, valence/arousal and 7 expressions from one trunk",
-                              {"heads": {"va": 2, "expression": 7}}),
-    "cnn_va_expr8": ModelSpec("paper CNN, valence/arousal and 8 expressions from one trunk",
-                              {"heads": {"va": 2, "expression": 8}}),
-    "cnn_va_expr7_au8": ModelSpec("paper CNN, valence/arousal, 7 expressions and Aff-Wild2 "
-                                  "2020's 8 action units from one trunk",
-                                  {"heads": {"va": 2, "expression": 7, "au": 8}}),
-    "cnn_va_expr8_au12": ModelSpec("paper CNN, valence/arousal, 8 expressions (with Other) and "
-                                   "the later ABAW releases' 12 action units from one trunk",
-                                   {"heads": {"va": 2, "expression": 8, "au": 12}}),
+    "cnn_va": _cnn("valence/arousal regression head", va=2),
+    "cnn_expr7": _cnn("7 basic expressions (Aff-Wild2, JAFFE)", expression=7),
+    "cnn_expr8": _cnn("8 expressions with contempt (CK+)", expression=8),
+    "cnn_va_expr7": _cnn("valence/arousal and 7 expressions from one trunk", va=2, expression=7),
+    "cnn_va_expr8": _cnn("valence/arousal and 8 expressions from one trunk", va=2, expression=8),
+    "cnn_va_expr7_au8": _cnn("valence/arousal, 7 expressions and Aff-Wild2 2020's 8 action "
+                             "units from one trunk", va=2, expression=7, au=8),
+    "cnn_va_expr8_au12": _cnn("valence/arousal, 8 expressions (with Other) and the later ABAW "
+                              "releases' 12 action units from one trunk",
+                              va=2, expression=8, au=12),
 }
 
 SEQUENCE_MODELS: dict[str, ModelSpec] = {
-    "rnn1": ModelSpec("SimpleRNN, 1 layer of 100", {"cell": "rnn", "hidden_sizes": (100,)}),
-    "rnn3": ModelSpec("SimpleRNN, 3 layers of 100, 100, 50",
-                      {"cell": "rnn", "hidden_sizes": (100, 100, 50)}),
-    "gru1": ModelSpec("GRU, 1 layer of 100", {"cell": "gru", "hidden_sizes": (100,)}),
-    "gru3": ModelSpec("GRU, 3 layers of 100, 100, 50 (the paper's best)",
-                      {"cell": "gru", "hidden_sizes": (100, 100, 50)}),
-    "lstm1": ModelSpec("LSTM, 1 layer of 100", {"cell": "lstm", "hidden_sizes": (100,)}),
-    "lstm3": ModelSpec("LSTM, 3 layers of 100, 100, 50",
-                       {"cell": "lstm", "hidden_sizes": (100, 100, 50)}),
+    "rnn1": _rnn("rnn", "SimpleRNN, 1 layer of 100", 100),
+    "rnn3": _rnn("rnn", "SimpleRNN, 3 layers of 100, 100, 50", 100, 100, 50),
+    "gru1": _rnn("gru", "GRU, 1 layer of 100", 100),
+    "gru3": _rnn("gru", "GRU, 3 layers of 100, 100, 50 (the paper's best)", 100, 100, 50),
+    "lstm1": _rnn("lstm", "LSTM, 1 layer of 100", 100),
+    "lstm3": _rnn("lstm", "LSTM, 3 layers of 100, 100, 50", 100, 100, 50),
 }
 
-_REGISTRIES: dict[str, tuple[dict[str, ModelSpec], type[nn.Module]]] = {
-    "frame": (FRAME_MODELS, FrameCNN),
-    "sequence": (SEQUENCE_MODELS, SequenceRNN),
-}
+_REGISTRIES: dict[str, dict[str, ModelSpec]] = {"frame": FRAME_MODELS,
+                                                "sequence": SEQUENCE_MODELS}
 MODEL_FILE_FORMAT = "affecttrack-model/1"
 
 
 def list_models(kind: Kind | None = None) -> dict[str, str]:
     """Known model names (sorted) with a one-line description, of one kind or all."""
     kinds = [kind] if kind else list(_REGISTRIES)
-    specs = {name: spec for k in kinds for name, spec in _registry(k)[0].items()}
+    specs = {name: spec for k in kinds for name, spec in _registry(k).items()}
     return {name: specs[name].description for name in sorted(specs)}
 
 
 def create_model(kind: Kind, name: str, **overrides: Any) -> nn.Module:
     """A freshly initialised model of a named configuration; keyword arguments override it."""
-    models, cls = _registry(kind)
-    if name not in models:
-        raise AffectTrackError(f"unknown {kind} model {name!r}; known: {', '.join(sorted(models))}")
-    return cls(**{**models[name].kwargs, **overrides})
+    spec = _spec(kind, name)
+    return spec.cls(**{**spec.kwargs, **overrides})
+
+
+def register_model(kind: Kind, name: str, spec: ModelSpec) -> None:
+    """Add a named configuration; its class must meet the kind's contract (`models/base.py`)."""
+    if not (isinstance(spec.cls, type) and issubclass(spec.cls, BASES[kind])):
+        raise AffectTrackError(f"{kind} model {name!r}: {spec.cls!r} is not a "
+                               f"{BASES[kind].__name__} subclass")
+    models = _registry(kind)
+    if name in models:
+        raise AffectTrackError(f"a {kind} model named {name!r} is already registered")
+    models[name] = spec
 
 
 def frame_head_sizes(name: str) -> dict[str, int]:
     """The heads of a named frame model, read from its configuration: building the model to ask
     would draw its initial weights from the random generator and shift every later draw of a
     seeded run."""
-    models, _ = _registry("frame")
-    if name not in models:
-        raise AffectTrackError(f"unknown frame model {name!r}; known: {', '.join(sorted(models))}")
-    return dict(models[name].kwargs.get("heads", {"va": 2}))
+    return dict(_spec("frame", name).kwargs.get("heads", {"va": 2}))
 
 
-def create_frame_model(name: str, **overrides: Any) -> FrameCNN:
-    """A frame CNN by name (`cnn_va`, `cnn_expr7`, `cnn_expr8`)."""
+def create_frame_model(name: str, **overrides: Any) -> FrameNetwork:
+    """A frame network by name (`cnn_va`, `cnn_expr7`, `cnn_expr8`, ...)."""
     return create_model("frame", name, **overrides)  # type: ignore[return-value]
 
 
-def create_sequence_model(name: str, **overrides: Any) -> SequenceRNN:
+def create_sequence_model(name: str, **overrides: Any) -> SequenceNetwork:
     """A sequence model by name (`rnn1`, `rnn3`, `gru1`, `gru3`, `lstm1`, `lstm3`)."""
     return create_model("sequence", name, **overrides)  # type: ignore[return-value]
 
@@ -161,7 +172,14 @@ def model_from_entry(entry: dict[str, Any], source: Path) -> nn.Module:
     return model.eval()
 
 
-def _registry(kind: str) -> tuple[dict[str, ModelSpec], type[nn.Module]]:
+def _spec(kind: str, name: str) -> ModelSpec:
+    models = _registry(kind)
+    if name not in models:
+        raise AffectTrackError(f"unknown {kind} model {name!r}; known: {', '.join(sorted(models))}")
+    return models[name]
+
+
+def _registry(kind: str) -> dict[str, ModelSpec]:
     if kind not in _REGISTRIES:
         raise AffectTrackError(f"unknown model kind {kind!r}; expected one of "
                                f"{sorted(_REGISTRIES)}")

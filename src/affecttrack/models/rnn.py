@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
-from typing import Any
 
 import torch
 from torch import nn
 
+from affecttrack.models.base import SequenceNetwork, State
+
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
-State = list[Any]
 
-
-class SequenceRNN(nn.Module):
+class SequenceRNN(SequenceNetwork):
     """(B, T, input_dim) features -> (B, T, outputs): one prediction per time step.
 
     `heads` name the outputs as the frame CNN's do ({"va": 2} by default; a combined model adds
@@ -73,25 +72,11 @@ class SequenceRNN(nn.Module):
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def head_slice(self, name: str) -> slice:
-        """Where head `name` lies among the concatenated outputs."""
-        start = 0
-        for head, size in self.head_sizes.items():
-            if head == name:
-                return slice(start, start + size)
-            start += size
-        raise KeyError(f"the sequence model has no {name!r} head (heads: "
-                       f"{', '.join(self.head_sizes)})")
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].input_size
 
-    def split_heads(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The outputs (..., total) as head name -> (..., head size)."""
-        return {name: output[..., self.head_slice(name)] for name in self.head_sizes}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_state(x)[0]
-
-    def forward_with_state(self, x: torch.Tensor,
-                           state: State | None = None) -> tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Like forward, carrying each layer's hidden state across calls (streaming video)."""
         state = state if state is not None else [None] * len(self.layers)
         if len(state) != len(self.layers):
@@ -102,3 +87,18 @@ class SequenceRNN(nn.Module):
             h, layer_state = layer(h, layer_state)
             new_state.append(layer_state)
         return self.head(h), new_state
+
+    def state_names(self) -> list[tuple[str, int]]:
+        """h0, h1, ... per layer (h0, c0, h1, c1, ... for an LSTM's (h, c) pairs)."""
+        kinds = ("h", "c") if self.cell == "lstm" else ("h",)
+        return [(f"{kind}{i}", layer.hidden_size)
+                for i, layer in enumerate(self.layers) for kind in kinds]
+
+    def flat_state(self, state: State) -> list[torch.Tensor]:
+        """PyTorch's (1, B, hidden) per layer (pairs for an LSTM) as (B, hidden) tensors."""
+        tensors = [t for layer in state for t in layer] if self.cell == "lstm" else state
+        return [t.squeeze(0) for t in tensors]
+
+    def nested_state(self, flat: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> State:
+        layers = [t.unsqueeze(0) for t in flat]
+        return list(zip(layers[0::2], layers[1::2])) if self.cell == "lstm" else layers

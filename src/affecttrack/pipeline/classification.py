@@ -28,21 +28,29 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from ..data.store import FaceStore
-from ..errors import AffectTrackError, InputError
-from ..evaluation.classification import classification_metrics, summarise_folds
-from ..evaluation.classification_tables import (
+from affecttrack.data.store import FaceStore
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.evaluation.classification import (
+    classification_metrics,
+    summarise_folds,
+)
+from affecttrack.evaluation.classification_tables import (
     class_count_table,
     fold_table,
     recall_table,
 )
-from ..evaluation.confusion_plot import plot_confusion_matrix
-from ..features.head_outputs import frame_head_outputs
-from ..labels import map_expressions
-from ..models.registry import frame_head_sizes
-from ..runinfo import atomic_path, write_json_atomic, write_run_info, write_text_atomic
-from ..training.frame import FrameTrainConfig, train_frame_model
-from ..training.splits import Split, subject_holdout, subject_kfold
+from affecttrack.evaluation.confusion_plot import plot_confusion_matrix
+from affecttrack.features.head_outputs import frame_head_outputs
+from affecttrack.labels import map_expressions
+from affecttrack.models.registry import frame_head_sizes
+from affecttrack.runinfo import (
+    atomic_path,
+    write_json_atomic,
+    write_run_info,
+    write_text_atomic,
+)
+from affecttrack.training.frame import FrameTrainConfig, train_frame_model
+from affecttrack.training.splits import Split, subject_holdout, subject_kfold
 
 PROTOCOLS = ("holdout", "kfold", "cross")
 SPLIT_FILE = "split.json"
@@ -119,12 +127,12 @@ def expression_frames(store: FaceStore) -> pd.DataFrame:
     return frames
 
 
-def predict_expressions(store: FaceStore, model_path: Path, rows: np.ndarray,
+def predict_expressions(store: FaceStore, model: Path, rows: np.ndarray,
                         batch_size: int = 256) -> np.ndarray:
     """The class (index into the model's classes) a frame model predicts for each face row."""
-    outputs = frame_head_outputs(store, model_path, rows, batch_size)
+    outputs = frame_head_outputs(store, model, rows, batch_size)
     if "expression" not in outputs:
-        raise InputError(model_path, "this frame model has no expression head")
+        raise InputError(model, "this frame model has no expression head")
     return outputs["expression"].argmax(axis=1)
 
 
@@ -148,11 +156,11 @@ def protocol_folds(config: ClassificationConfig, frames: pd.DataFrame,
     return folds
 
 
-def run_classification(out_dir: Path, config: ClassificationConfig,
+def run_classification(out: Path, config: ClassificationConfig,
                        console: Console | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the experiment under `out_dir`; returns what metrics.json holds."""
+    """Run (or resume) the experiment under `out`; returns what metrics.json holds."""
     console = console or Console()
-    out_dir = Path(out_dir)
+    out = Path(out)
     if config.store is None:
         raise AffectTrackError("a classification experiment needs a face store (store: PATH)")
     store = FaceStore.open(Path(config.store))
@@ -166,10 +174,10 @@ def run_classification(out_dir: Path, config: ClassificationConfig,
     for fold in folds:
         console.print(f"[bold]{fold.name}[/bold]: train {len(fold.train):,} frames, validation "
                       f"{len(fold.val):,}, test {len(fold.test):,}", highlight=False)
-        results.append(_run_fold(out_dir / "folds" / fold.name, fold, store, test_store, config,
+        results.append(_run_fold(out / "folds" / fold.name, fold, store, test_store, config,
                                  progress))
-    metrics = _report(out_dir, config, folds, results, names, test_names, frames)
-    write_run_info(out_dir, stage="classification", config=config, seed=config.seed,
+    metrics = _report(out, config, folds, results, names, test_names, frames)
+    write_run_info(out, stage="classification", config=config, seed=config.seed,
                    data_summary={"store": str(store.path), "test_store": str(test_store.path),
                                  "classes": list(names), "test_classes": list(test_names),
                                  "folds": len(folds), "frames": len(frames)})
@@ -226,7 +234,7 @@ def _claim_fold(fold_dir: Path, fold: Fold, store: FaceStore, test_store: FaceSt
     write_json_atomic(path, plan)
 
 
-def _report(out_dir: Path, config: ClassificationConfig, folds: list[Fold],
+def _report(out: Path, config: ClassificationConfig, folds: list[Fold],
             results: list[dict[str, Any]], names: tuple[str, ...],
             test_names: tuple[str, ...], frames: pd.DataFrame) -> dict[str, Any]:
     """metrics.json, table.md, class_counts.md and the pooled confusion matrices."""
@@ -239,17 +247,17 @@ def _report(out_dir: Path, config: ClassificationConfig, folds: list[Fold],
                "test_classes": list(test_names),
                "folds": {fold.name: m for fold, m in zip(folds, fold_metrics)}, **summary,
                "pooled": pooled}
-    write_json_atomic(out_dir / "metrics.json", metrics)
+    write_json_atomic(out / "metrics.json", metrics)
     confusion = pooled["confusion"]
     title = _title(config)
     for percent, name in ((False, "confusion_counts.png"), (True, "confusion_percent.png")):
         plot_confusion_matrix(np.asarray(confusion["counts"]), confusion["rows"],
-                              confusion["columns"], out_dir / name, percent=percent, title=title)
-    write_text_atomic(out_dir / "class_counts.md",
+                              confusion["columns"], out / name, percent=percent, title=title)
+    write_text_atomic(out / "class_counts.md",
                       f"# Frames per class: {title}\n\n"
                       + class_count_table(*_class_counts(config, folds, results, names,
                                                          test_names, frames)))
-    write_text_atomic(out_dir / "table.md", _table(config, folds, fold_metrics, summary, pooled))
+    write_text_atomic(out / "table.md", _table(config, folds, fold_metrics, summary, pooled))
     return metrics
 
 

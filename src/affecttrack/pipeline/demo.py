@@ -21,15 +21,15 @@ from typing import Any
 
 from rich.console import Console
 
-from ..data.sources.synthetic import SynthConfig, synthesize
-from ..training.frame import FrameTrainConfig
-from ..training.sequence import SequenceTrainConfig
-from .experiment import (
+from affecttrack.pipeline.experiment import (
     EvaluationConfig,
     StageTimer,
     VAExperimentConfig,
     run_va_experiment,
 )
+from affecttrack.synth import SynthConfig, synthesize
+from affecttrack.training.frame import FrameTrainConfig
+from affecttrack.training.sequence import SequenceTrainConfig
 
 
 def demo_frame_config() -> FrameTrainConfig:
@@ -59,20 +59,20 @@ class DemoConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
-def run_demo(out_dir: Path = Path("affecttrack-demo"), config: DemoConfig | None = None,
+def run_demo(out: Path = Path("affecttrack-demo"), config: DemoConfig | None = None,
              console: Console | None = None) -> dict[str, Any]:
-    """Run (or resume) the demo under `out_dir`; returns the evaluation metrics."""
+    """Run (or resume) the demo under `out`; returns the evaluation metrics."""
     config = config or DemoConfig()
     console = console or Console()
-    out_dir = Path(out_dir)
-    console.print(f"[bold]affecttrack demo[/bold] -> {out_dir.resolve()}")
+    out = Path(out)
+    console.print(f"[bold]affecttrack demo[/bold] -> {out.resolve()}")
     console.print("Optimiser: Adam (frame model lr 1e-3 after 100 warm-up steps, batch 64) instead of the paper's SGD "
                   "(lr 0.01, batch 128), which barely starts learning within the demo's "
                   "few-minute budget on a CPU.")
     timer = StageTimer(console)
     with timer.stage("synthetic face videos"):
-        synthesize(out_dir / "synthetic", config.synth)
+        synthesize(out / "synthetic", config.synth)
     experiment = VAExperimentConfig(frame=config.frame, sequence=config.sequence,
                                     evaluation=config.evaluation)
-    return run_va_experiment(out_dir / "synthetic" / "affwild2", out_dir, experiment,
+    return run_va_experiment(out / "synthetic" / "affwild2", out, experiment,
                              console=console, timer=timer)

@@ -15,17 +15,18 @@ from typing import Any
 
 from rich.console import Console
 
-from ..data.store import FaceStore, describe_store, prepare_affwild2
-from ..evaluation.report import write_evaluation
-from ..evaluation.smoothing import moving_average
-from ..features.extract import extract_features
-from ..features.store import FeatureStore
-from ..runinfo import write_json_atomic, write_run_info
-from ..training.frame import FrameTrainConfig, train_frame_model
-from ..training.frame_data import balanced, labelled_frames
-from ..training.sequence import (
+from affecttrack.data.sources.registry import prepare
+from affecttrack.data.store import FaceStore, describe_store
+from affecttrack.evaluation.report import write_evaluation
+from affecttrack.features.extract import extract_features
+from affecttrack.features.store import FeatureStore
+from affecttrack.predictions.sequence import predict_sequences
+from affecttrack.predictions.smoothing import moving_average
+from affecttrack.runinfo import write_json_atomic, write_run_info
+from affecttrack.training.frame import FrameTrainConfig, train_frame_model
+from affecttrack.training.frame_data import balanced, labelled_frames
+from affecttrack.training.sequence import (
     SequenceTrainConfig,
-    predict_sequences,
     train_sequence_model,
 )
 
@@ -63,31 +64,31 @@ class StageTimer:
         self.console.print(f"[dim]{name}: {self.seconds[name]:.1f} s[/dim]")
 
 
-def run_va_experiment(root: Path, out_dir: Path, config: VAExperimentConfig,
+def run_va_experiment(root: Path, out: Path, config: VAExperimentConfig,
                       console: Console | None = None,
                       timer: StageTimer | None = None) -> dict[str, Any]:
     """prepare -> frame model -> features -> sequence model -> evaluation; returns the metrics."""
     console = console or Console()
     timer = timer or StageTimer(console)
-    out_dir = Path(out_dir)
+    out = Path(out)
     with timer.stage("prepare: face store"):
-        for line in describe_store(prepare_affwild2(root, out_dir / "store")):
+        for line in describe_store(prepare("affwild2", root, out / "store")):
             console.print(line, highlight=False)
-        store = FaceStore.open(out_dir / "store")
+        store = FaceStore.open(out / "store")
     with timer.stage("frame model"):
-        frame = train_frame_model(store, out_dir / "frame", config.frame)
+        frame = train_frame_model(store, out / "frame", config.frame)
     with timer.stage("features"):
-        features = extract_features(store, frame.model_path, out_dir / "features")
+        features = extract_features(store, frame.model_path, out / "features")
     with timer.stage("sequence model"):
-        sequence = train_sequence_model(store, features, out_dir / "sequence", config.sequence)
+        sequence = train_sequence_model(store, features, out / "sequence", config.sequence)
     with timer.stage("evaluate"):
-        metrics = evaluate_va(store, features, sequence.model_path, out_dir, config.evaluation,
+        metrics = evaluate_va(store, features, sequence.model_path, out, config.evaluation,
                               balancing=(config.frame.balance, config.frame.seed))
-    write_json_atomic(out_dir / "timings.json", timer.seconds)
+    write_json_atomic(out / "timings.json", timer.seconds)
     return metrics
 
 
-def evaluate_va(store: FaceStore, features: FeatureStore, sequence_model: Path, out_dir: Path,
+def evaluate_va(store: FaceStore, features: FeatureStore, model: Path, out: Path,
                 config: EvaluationConfig,
                 balancing: tuple[str, int] | None = None) -> dict[str, Any]:
     """Frame model, frame model smoothed, and frame + sequence model on the same frames.
@@ -100,14 +101,14 @@ def evaluate_va(store: FaceStore, features: FeatureStore, sequence_model: Path, 
     predictions = {
         "frame_model": frame_pred,
         "frame_model_smoothed": moving_average(frame_pred, window=config.smoothing_window),
-        "sequence_model": predict_sequences(store, features, sequence_model, split=config.split),
+        "sequence_model": predict_sequences(store, features, model, split=config.split),
     }
     density = _balance_before_after(store, *balancing) if balancing else None
-    metrics = write_evaluation(out_dir, store.index, predictions, balance_before_after=density,
+    metrics = write_evaluation(out, store.index, predictions, balance_before_after=density,
                                split=config.split)
-    write_run_info(out_dir / "evaluation", stage="evaluate", config=config, seed=None,
+    write_run_info(out / "evaluation", stage="evaluate", config=config, seed=None,
                    data_summary={"store": str(store.path), "features": str(features.path),
-                                 "sequence_model": str(sequence_model)})
+                                 "sequence_model": str(model)})
     return metrics
 
 

@@ -36,24 +36,25 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from ..data.store import FaceStore, describe_store, prepare_affwild2
-from ..errors import AffectTrackError
-from ..evaluation.action_units import action_unit_metrics
-from ..evaluation.classification import classification_metrics, mean_std
-from ..evaluation.metrics import va_metrics
-from ..evaluation.va_mapping import mapping_report
-from ..evaluation.va_mapping_plot import plot_category_maps
-from ..features.extract import extract_features
-from ..features.head_outputs import frame_head_outputs
-from ..models.registry import frame_head_sizes
-from ..runinfo import write_json_atomic, write_run_info, write_text_atomic
-from ..training.frame import FrameTrainConfig, train_frame_model
-from ..training.sequence import (
+from affecttrack.data.sources.registry import prepare
+from affecttrack.data.store import FaceStore, describe_store
+from affecttrack.errors import AffectTrackError
+from affecttrack.evaluation.action_units import action_unit_metrics
+from affecttrack.evaluation.classification import classification_metrics, mean_std
+from affecttrack.evaluation.metrics import va_metrics
+from affecttrack.evaluation.va_mapping import mapping_report
+from affecttrack.evaluation.va_mapping_plot import plot_category_maps
+from affecttrack.features.extract import extract_features
+from affecttrack.features.head_outputs import frame_head_outputs
+from affecttrack.models.registry import frame_head_sizes
+from affecttrack.predictions.sequence import predict_sequences
+from affecttrack.runinfo import write_json_atomic, write_run_info, write_text_atomic
+from affecttrack.training.frame import FrameTrainConfig, train_frame_model
+from affecttrack.training.sequence import (
     SequenceTrainConfig,
-    predict_sequences,
     train_sequence_model,
 )
-from ..training.splits import subject_holdout
+from affecttrack.training.splits import subject_holdout
 
 # variant -> frame model ({k}: the store's classes, {m}: its action units) and task
 VARIANTS = {"expression": ("cnn_expr{k}", "expression"), "va": ("cnn_va", "va"),
@@ -107,17 +108,17 @@ class Frames:
     test: pd.DataFrame
 
 
-def run_multitask(out_dir: Path, config: MultitaskConfig,
+def run_multitask(out: Path, config: MultitaskConfig,
                   console: Console | None = None) -> dict[str, Any]:
     """Train (or reuse) every variant x seed, score them on the test frames, write the table."""
     console = console or Console()
-    out_dir = Path(out_dir)
-    store = _open_store(config, out_dir, console)
+    out = Path(out)
+    store = _open_store(config, out, console)
     if "combined_au" in config.variants and not store.action_units:
         raise AffectTrackError(f"{store.path}: variant combined_au needs action-unit labels "
                                "(Aff-Wild2's AU_Set); this store has none")
     frames = _frames(store, config)
-    write_run_info(out_dir, stage="multitask", config=config, seed=config.split_seed,
+    write_run_info(out, stage="multitask", config=config, seed=config.split_seed,
                    data_summary={"store": str(store.path), **{
                        part: {"frames": len(getattr(frames, part)),
                               "subjects": int(getattr(frames, part)["subject"].nunique())}
@@ -126,30 +127,30 @@ def run_multitask(out_dir: Path, config: MultitaskConfig,
     for variant in config.variants:
         for seed in config.seeds:
             console.rule(f"[bold]{variant}, seed {seed}")
-            entry, outputs = _run_one(store, frames, config, variant, seed, out_dir)
+            entry, outputs = _run_one(store, frames, config, variant, seed, out)
             runs.append(entry)
             if variant == "combined":
                 combined_outputs[seed] = outputs
             if variant in config.sequence_variants:
-                runs.append(_run_sequence(store, frames, config, entry, out_dir))
+                runs.append(_run_sequence(store, frames, config, entry, out))
     results = {"runs": runs, "summary": summarise(runs)}
     if combined_outputs:
         results["mapping"] = _mapping(frames.test, combined_outputs, store.expression_names,
-                                      out_dir)
-    write_json_atomic(out_dir / "results.json", results)
-    write_text_atomic(out_dir / "table.md", results_table(results, config))
+                                      out)
+    write_json_atomic(out / "results.json", results)
+    write_text_atomic(out / "table.md", results_table(results, config))
     return results
 
 
-def _open_store(config: MultitaskConfig, out_dir: Path, console: Console) -> FaceStore:
+def _open_store(config: MultitaskConfig, out: Path, console: Console) -> FaceStore:
     if (config.root is None) == (config.store is None):
         raise AffectTrackError("config section 'multitask': give either root (an "
                                "Aff-Wild2-layout tree) or store (a face store)")
     if config.store is not None:
         return FaceStore.open(Path(config.store))
-    for line in describe_store(prepare_affwild2(Path(config.root), out_dir / "store")):
+    for line in describe_store(prepare("affwild2", Path(config.root), out / "store")):
         console.print(line, highlight=False)
-    return FaceStore.open(out_dir / "store")
+    return FaceStore.open(out / "store")
 
 
 def _frames(store: FaceStore, config: MultitaskConfig) -> Frames:

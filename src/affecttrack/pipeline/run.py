@@ -25,16 +25,16 @@ from typing import Any
 
 from rich.console import Console
 
-from ..config import apply_overrides, configure, read_config_file
-from ..errors import AffectTrackError, InputError
-from ..evaluation.tables import metrics_table
-from .classification import ClassificationConfig, run_classification
-from .experiment import VAExperimentConfig, run_va_experiment
-from .multitask import MultitaskConfig, run_multitask
+from affecttrack.config import apply_overrides, configure, read_config_file
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.evaluation.tables import metrics_table
+from affecttrack.pipeline.classification import ClassificationConfig, run_classification
+from affecttrack.pipeline.experiment import VAExperimentConfig, run_va_experiment
+from affecttrack.pipeline.multitask import MultitaskConfig, run_multitask
 
 
 @dataclass
-class VAData:
+class VADataConfig:
     """Where a valence/arousal experiment's data lies: an Aff-Wild2-layout tree."""
 
     root: str | None = None
@@ -44,10 +44,10 @@ Sections = dict[str, Any]
 
 
 @dataclass
-class VARun:
+class VARunConfig:
     """A valence/arousal experiment: where its data lies and every stage's settings."""
 
-    data: VAData
+    data: VADataConfig
     experiment: VAExperimentConfig
 
 
@@ -82,19 +82,19 @@ def _run_multitask(config: MultitaskConfig, out: Path, console: Console) -> str:
     return (out / "table.md").read_text()
 
 
-def _va_config(sections: Sections) -> VARun:
-    data = configure(VAData(), sections.get("va"), section="va")
+def _va_config(sections: Sections) -> VARunConfig:
+    data = configure(VADataConfig(), sections.get("va"), section="va")
     if not data.root:
         raise AffectTrackError("config section 'va': root (an Aff-Wild2-layout tree) is required")
     defaults = VAExperimentConfig()
-    return VARun(data, VAExperimentConfig(
+    return VARunConfig(data, VAExperimentConfig(
         frame=configure(defaults.frame, sections.get("frame"), section="frame"),
         sequence=configure(defaults.sequence, sections.get("sequence"), section="sequence"),
         evaluation=configure(defaults.evaluation, sections.get("evaluation"),
                              section="evaluation")))
 
 
-def _run_va(config: VARun, out: Path, console: Console) -> str:
+def _run_va(config: VARunConfig, out: Path, console: Console) -> str:
     return metrics_table(run_va_experiment(Path(config.data.root), out, config.experiment,
                                            console=console))
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import InputError
-from .markdown import markdown_to_html
-from .tables import format_value, key_value_table, text_table
+from affecttrack.errors import InputError
+from affecttrack.reports.markdown import markdown_to_html
+from affecttrack.reports.tables import format_value, key_value_table, text_table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RUN_FIELDS = ("stage", "created", "seed", "python", "platform", "cpu_count")

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
-from ..errors import InputError
-from ..runinfo import write_text_atomic
-from .files import json_file, markdown_file, png_file, run_header
-from .layout import Listed, Section, plan_sections
-from .tables import html_table
+from affecttrack.errors import InputError
+from affecttrack.reports.files import json_file, markdown_file, png_file, run_header
+from affecttrack.reports.layout import Listed, Section, plan_sections
+from affecttrack.reports.tables import html_table
+from affecttrack.runinfo import write_text_atomic
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em;

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..natural_order import natural_key
+from affecttrack.natural_order import natural_key
 
 # Largest file of each kind that is shown in the page rather than listed.
 SHOWN_LIMITS = {".png": 5_000_000, ".md": 1_000_000, ".json": 1_000_000}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from .tables import html_table
+from affecttrack.reports.tables import html_table
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SEPARATOR = re.compile(r"^\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")

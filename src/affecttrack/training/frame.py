@@ -17,10 +17,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import AffectTrackError
-from ..models.registry import create_frame_model, frame_head_sizes, save_model_file
-from ..runinfo import write_run_info
-from .frame_data import (
+from affecttrack.errors import AffectTrackError
+from affecttrack.models.precision import channels_last_for, choose_precision
+from affecttrack.models.registry import (
+    create_frame_model,
+    frame_head_sizes,
+    save_model_file,
+)
+from affecttrack.runinfo import write_run_info
+from affecttrack.training.frame_data import (
     FrameDataModule,
     FrameSet,
     action_unit_counts,
@@ -31,10 +36,9 @@ from .frame_data import (
     frame_set,
     labelled_frames,
 )
-from .module import TaskModule
-from .precision import channels_last_for, choose_precision
-from .tasks import CombinedTask, ExpressionTask, Task, make_task
-from .trainer import (
+from affecttrack.training.module import TaskModule
+from affecttrack.training.tasks import CombinedTask, ExpressionTask, Task, make_task
+from affecttrack.training.trainer import (
     RunConfig,
     TrainResult,
     build_trainer,
@@ -43,7 +47,7 @@ from .trainer import (
 )
 
 if TYPE_CHECKING:
-    from ..data.store import FaceStore
+    from affecttrack.data.store import FaceStore
 
 MODEL_FILE = "frame_model.pt"
 # class_balance -> power of the inverse-frequency loss weights (tasks.inverse_frequency_weights).
@@ -119,21 +123,21 @@ class FrameModule(TaskModule):
         return self.task.select(self.model(x.contiguous(memory_format=self.memory_format)))
 
 
-def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig | None = None,
+def train_frame_model(store: FaceStore, out: Path, config: FrameTrainConfig | None = None,
                       progress: bool = True, *, train_frames: pd.DataFrame | None = None,
                       val_frames: pd.DataFrame | None = None) -> TrainResult:
-    """Train (or resume, or return the finished) frame model in `out_dir`.
+    """Train (or resume, or return the finished) frame model in `out`.
 
     Training and validation frames come from the store's `split` column ("train", "val") unless
     `train_frames` and `val_frames` (rows of `store.index`, e.g. from a subject-independent
     protocol) are given.
     """
     config = config or FrameTrainConfig()
-    out_dir = Path(out_dir)
-    finished = TrainResult.read(out_dir)
+    out = Path(out)
+    finished = TrainResult.read(out)
     if finished is not None:
         return finished
-    check_resumable(out_dir, config)
+    check_resumable(out, config)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule, summary = _frame_data(store, config, train_frames, val_frames)
@@ -148,20 +152,20 @@ def train_frame_model(store: FaceStore, out_dir: Path, config: FrameTrainConfig 
                          va_weight=config.va_weight, expression_weight=config.expression_weight,
                          au_weight=config.au_weight)
     _check_classes(store, config, datamodule, module.task)
-    trainer = build_trainer(out_dir, monitor=module.task.monitor, config=config,
+    trainer = build_trainer(out, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)
-    write_run_info(out_dir, stage="frame", config=config, seed=config.seed,
+    write_run_info(out, stage="frame", config=config, seed=config.seed,
                    data_summary={**summary, "precision_used": precision})
 
     def export(checkpoint: Path) -> Path:
         trained = FrameModule.load_from_checkpoint(checkpoint, map_location="cpu")
-        return save_model_file(out_dir / MODEL_FILE, trained.model, kind="frame",
+        return save_model_file(out / MODEL_FILE, trained.model, kind="frame",
                                name=config.model, meta={
                                    "task": config.task, "checkpoint": str(checkpoint),
                                    **({"action_units": summary["action_units"]}
                                       if "action_units" in summary else {})})
 
-    return fit_and_finish(trainer, module, datamodule, out_dir, export)
+    return fit_and_finish(trainer, module, datamodule, out, export)
 
 
 def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.DataFrame | None,

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.augment import training_augmentation
-from ..data.balance import balance_mask
-from ..errors import AffectTrackError
-from ..models.cnn import faces_to_input
-from .batching import Batch, BatchDataset, TrainValDataModule
+from affecttrack.data.augment import training_augmentation
+from affecttrack.data.balance import balance_mask
+from affecttrack.errors import AffectTrackError
+from affecttrack.models.cnn import faces_to_input
+from affecttrack.training.batching import Batch, BatchDataset, TrainValDataModule
 
 
 @dataclass(frozen=True)

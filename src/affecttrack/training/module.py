@@ -13,10 +13,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from ..errors import AffectTrackError
-from .batching import Batch
-from .optim import OPTIMIZERS, optimizer_config
-from .tasks import Task
+from affecttrack.errors import AffectTrackError
+from affecttrack.training.batching import Batch
+from affecttrack.training.optim import OPTIMIZERS, optimizer_config
+from affecttrack.training.tasks import Task
 
 
 class TaskModule(L.LightningModule):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import AffectTrackError
+from affecttrack.errors import AffectTrackError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 

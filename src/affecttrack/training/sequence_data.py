@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.sequences import gap_free_runs, window_starts
-from .batching import Batch, BatchDataset
+from affecttrack.data.sequences import gap_free_runs, window_starts
+from affecttrack.training.batching import Batch, BatchDataset
 
 
 @dataclass(frozen=True)

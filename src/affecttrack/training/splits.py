@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import AffectTrackError
+from affecttrack.errors import AffectTrackError
 
 HOLDOUT_ATTEMPTS = 200
 

@@ -21,8 +21,8 @@ from torchmetrics.classification import (
 )
 from torchmetrics.regression import ConcordanceCorrCoef
 
-from ..errors import AffectTrackError
-from ..models.losses import VA_LOSSES
+from affecttrack.errors import AffectTrackError
+from affecttrack.models.losses import VA_LOSSES
 
 TASKS = ("va", "expression", "combined")
 

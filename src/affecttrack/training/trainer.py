@@ -32,8 +32,8 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from ..errors import AffectTrackError, InputError
-from ..runinfo import to_jsonable, write_json_atomic
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.runinfo import to_jsonable, write_json_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -93,9 +93,9 @@ class TrainResult:
         return self.best_score
 
     @classmethod
-    def read(cls, out_dir: Path) -> TrainResult | None:
+    def read(cls, out: Path) -> TrainResult | None:
         """The result recorded in `out_dir/done.json`, or None while the run is unfinished."""
-        path = Path(out_dir) / DONE_FILE
+        path = Path(out) / DONE_FILE
         if not path.is_file():
             return None
         try:
@@ -150,13 +150,13 @@ class SaveLast(Checkpoint):
             trainer.save_checkpoint(self.path, weights_only=False)
 
 
-def check_resumable(out_dir: Path, config: RunConfig) -> None:
-    """Refuse to resume a run in `out_dir` that was started with a different configuration.
+def check_resumable(out: Path, config: RunConfig) -> None:
+    """Refuse to resume a run in `out` that was started with a different configuration.
 
     A setting the recorded run lacks was added to affecttrack after it started; that run behaved
     as the setting's default, so it differs only if `config` sets another value.
     """
-    path = Path(out_dir) / "run.json"
+    path = Path(out) / "run.json"
     if not path.is_file():
         return
     try:
@@ -169,11 +169,11 @@ def check_resumable(out_dir: Path, config: RunConfig) -> None:
                      if key not in RESUMABLE_CHANGES
                      and previous.get(key, defaults.get(key)) != current.get(key))
     if changed:
-        raise AffectTrackError(f"{out_dir} holds a run with different settings "
+        raise AffectTrackError(f"{out} holds a run with different settings "
                                f"({', '.join(changed)}); use another folder or delete it")
 
 
-def build_trainer(out_dir: Path, *, monitor: str, config: RunConfig, precision: str,
+def build_trainer(out: Path, *, monitor: str, config: RunConfig, precision: str,
                   progress: bool = True) -> L.Trainer:
     """A Trainer that checkpoints and stops early on `monitor` (higher is better) and logs to disk.
 
@@ -181,13 +181,13 @@ def build_trainer(out_dir: Path, *, monitor: str, config: RunConfig, precision: 
     steps), a float is a fraction of an epoch, None validates once per epoch. Early-stopping
     patience counts validations.
     """
-    out_dir = Path(out_dir)
+    out = Path(out)
     patience, val_check_interval = config.patience, config.val_check_interval
     callbacks = [
-        ModelCheckpoint(dirpath=out_dir / CHECKPOINT_DIR, filename="best", monitor=monitor,
+        ModelCheckpoint(dirpath=out / CHECKPOINT_DIR, filename="best", monitor=monitor,
                         mode="max", save_top_k=1, auto_insert_metric_name=False,
                         save_on_train_epoch_end=False),
-        SaveLast(out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT),
+        SaveLast(out / CHECKPOINT_DIR / LAST_CHECKPOINT),
         # Checked after each validation, not at epoch end: patience then counts validations, and a
         # run resumed from a checkpoint taken at validation end does not trip over a missing
         # metric at its first epoch end (Lightning issues #13225, #18595).
@@ -198,12 +198,12 @@ def build_trainer(out_dir: Path, *, monitor: str, config: RunConfig, precision: 
     ]
     # Lightning's CSV logger deletes an existing metrics.csv, so each (resumed) session writes its
     # own csv/version_<k>/metrics.csv; TensorBoard appends event files to one folder.
-    loggers = [TensorBoardLogger(out_dir, name="tensorboard", version=""),
-               CSVLogger(out_dir, name="csv")]
+    loggers = [TensorBoardLogger(out, name="tensorboard", version=""),
+               CSVLogger(out, name="csv")]
     steps_interval = isinstance(val_check_interval, int)
     quiet_lightning()
     return L.Trainer(
-        default_root_dir=out_dir, accelerator=config.accelerator, devices=config.devices,
+        default_root_dir=out, accelerator=config.accelerator, devices=config.devices,
         strategy=config.strategy, precision=precision, max_epochs=config.max_epochs,
         max_steps=config.max_steps,
         max_time=timedelta(seconds=config.max_time_s) if config.max_time_s else None,

@@ -15,7 +15,8 @@ job.
 
 Problems that spoil one file or video are collected, not raised, so one bad file in a tree of
 hundreds does not stop a multi-hour prepare; only a tree whose layout cannot be read at all raises
-InputError. `AffWild2Scan.source_scan` describes the tree as groups of frames for the face store.
+InputError. `AffWild2Scan.source_scan` describes the tree as groups of frames for the face store
+and `prepare_affwild2` builds that store.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,8 @@ from affecttrack.data.groups import (
     SourceScan,
     label_table,
 )
+from affecttrack.data.images import load_cropped
+from affecttrack.data.store import build_store
 from affecttrack.errors import InputError
 from affecttrack.labels import (
     AFFWILD2_EXPRESSIONS,
@@ -412,3 +416,10 @@ def scan_affwild2(root: Path) -> AffWild2Scan:
         if video is not None:
             scan.videos.append(video)
     return scan
+
+
+def prepare_affwild2(root: Path, out: Path, *, progress: bool = True,
+                     workers: int = 1) -> dict[str, Any]:
+    """Aff-Wild2 tree -> face store in `out` (already aligned crops: no detection). Resumable."""
+    return build_store(lambda: scan_affwild2(root).source_scan(load_cropped), out,
+                       progress=progress, workers=workers)

@@ -1,14 +1,14 @@
 """Synthetic face videos with known valence/arousal, written in the real datasets' layouts.
 
 Real emotion datasets cannot ship with the project, so the demo and the tests run on generated
-people whose drawn faces follow valence and arousal (see `synthetic_face`). The output exercises
+people whose drawn faces follow valence and arousal (see `synth.face`). The output exercises
 the real readers: an Aff-Wild2 tree (`affwild2/cropped_aligned`, `annotations/VA_Set`,
 `annotations/EXPR_Set`, `annotations/AU_Set` with the 2020 release's 8 action units, and
 Aff-Wild2's quirks: frames without a face, `-5` / `-1` rows, an annotation file one line longer
 than the video, `_left` / `_right` videos of two people) and
 full-frame videos with a per-frame CSV (`videos/<name>.mp4` + `<name>.csv`). On request
 (`SynthConfig.layouts`) it also writes lab photo datasets in the CK+, CK+48 and JAFFE layouts
-(see `synthetic_photos`).
+(see `synth.photos`).
 
 The data is built so that the paper's claims can be tested honestly:
 - labels are skewed like Aff-Wild2's (mostly mild, positive valence, low arousal, stretches of
@@ -39,8 +39,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ...errors import AffectTrackError, InputError
-from ...labels import (
+from affecttrack.data.video_frames import open_video_writer
+from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.labels import (
     ACTION_UNITS_2020,
     AFFWILD2_EXPRESSIONS,
     AU_UNANNOTATED,
@@ -48,9 +49,13 @@ from ...labels import (
     VA_UNANNOTATED,
     expression_from_va,
 )
-from ...runinfo import to_jsonable, write_json_atomic, write_run_info, write_text_atomic
-from ..video_frames import open_video_writer
-from .synthetic_face import (
+from affecttrack.runinfo import (
+    to_jsonable,
+    write_json_atomic,
+    write_run_info,
+    write_text_atomic,
+)
+from affecttrack.synth.face import (
     Expression,
     Identity,
     Pose,
@@ -60,7 +65,11 @@ from .synthetic_face import (
     expression_controls,
     sample_identity,
 )
-from .synthetic_photos import LAYOUTS, PhotoCounts, write_photo_layouts
+from affecttrack.synth.photos import (
+    LAYOUTS,
+    PhotoCounts,
+    write_photo_layouts,
+)
 
 VA_HEADER = "valence,arousal"
 EXPR_HEADER = ",".join(AFFWILD2_EXPRESSIONS)
@@ -425,7 +434,7 @@ def _video_stats(job: _Job, script: _Script, units: np.ndarray,
 def _make_crop_video(job: _Job, config: SynthConfig, root: Path) -> dict[str, Any]:
     """Frames, then annotations: a video whose three annotation files exist is complete.
 
-    Action units come from the drawn face (`synthetic_face.action_units`) and their unannotated
+    Action units come from the drawn face (`synth.face.action_units`) and their unannotated
     stretches from a generator of their own, so adding them changed no other byte of the data.
     """
     rng = np.random.default_rng([config.seed, 0, job.index])
@@ -524,33 +533,33 @@ def _plan(config: SynthConfig) -> list[_Job]:
     return jobs
 
 
-def _run_job(job: _Job, config: SynthConfig, out_dir: Path) -> dict[str, Any]:
+def _run_job(job: _Job, config: SynthConfig, out: Path) -> dict[str, Any]:
     if job.split == "video":
-        return _make_full_frame_video(job, config, out_dir / "videos")
-    return _make_crop_video(job, config, out_dir / "affwild2")
+        return _make_full_frame_video(job, config, out / "videos")
+    return _make_crop_video(job, config, out / "affwild2")
 
 
 def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _run_all(jobs: list[_Job], config: SynthConfig, out_dir: Path,
+def _run_all(jobs: list[_Job], config: SynthConfig, out: Path,
              workers: int) -> Iterator[tuple[_Job, dict[str, Any]]]:
     if workers <= 1:
         for job in jobs:
-            yield job, _run_job(job, config, out_dir)
+            yield job, _run_job(job, config, out)
         return
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                              initializer=_init_worker) as pool:
-        futures = {pool.submit(_run_job, job, config, out_dir): job for job in jobs}
+        futures = {pool.submit(_run_job, job, config, out): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
 
-def _photo_layouts(config: SynthConfig, out_dir: Path) -> dict[str, Any]:
+def _photo_layouts(config: SynthConfig, out: Path) -> dict[str, Any]:
     counts = PhotoCounts(config.ckplus_subjects, config.ckplus_sequences, config.jaffe_subjects,
                          config.jaffe_per_expression)
-    return write_photo_layouts(out_dir, config.layouts, config.seed, counts)
+    return write_photo_layouts(out, config.layouts, config.seed, counts)
 
 
 def _summary(config: SynthConfig, stats: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
@@ -586,11 +595,11 @@ def _summary(config: SynthConfig, stats: list[dict[str, Any]], seconds: float) -
     }
 
 
-def _check_previous(out_dir: Path, config: SynthConfig) -> dict[str, Any] | None:
-    """The finished summary when `out_dir` already holds this config's data; refuse to mix."""
+def _check_previous(out: Path, config: SynthConfig) -> dict[str, Any] | None:
+    """The finished summary when `out` already holds this config's data; refuse to mix."""
     wanted = to_jsonable(config)
     for name in ("synth.json", "synth.started.json"):
-        path = out_dir / name
+        path = out / name
         if not path.exists():
             continue
         try:
@@ -599,16 +608,16 @@ def _check_previous(out_dir: Path, config: SynthConfig) -> dict[str, Any] | None
             raise InputError(path, f"unreadable ({err}); delete the folder to start over") from err
         # Fields added since the data was made read as their defaults.
         if {**to_jsonable(SynthConfig()), **previous.get("config", {})} != wanted:
-            raise InputError(out_dir, "holds synthetic data made with another config; delete it "
+            raise InputError(out, "holds synthetic data made with another config; delete it "
                                       "or choose another folder")
         if name == "synth.json":
             return previous
     return None
 
 
-def synthesize(out_dir: Path, config: SynthConfig | None = None, progress: bool = True,
+def synthesize(out: Path, config: SynthConfig | None = None, progress: bool = True,
                workers: int = 1) -> dict[str, Any]:
-    """Generate (or finish generating) the synthetic data under `out_dir`; returns its summary.
+    """Generate (or finish generating) the synthetic data under `out`; returns its summary.
 
     `out_dir/synth.json` is written last and marks a complete run: calling again with the same
     config returns at once; an interrupted run resumes video by video. With `workers` > 1 the
@@ -616,26 +625,26 @@ def synthesize(out_dir: Path, config: SynthConfig | None = None, progress: bool 
     `if __name__ == "__main__":` guard); the output does not depend on it.
     """
     config = config or SynthConfig()
-    out_dir = Path(out_dir)
-    previous = _check_previous(out_dir, config)
+    out = Path(out)
+    previous = _check_previous(out, config)
     if previous is not None:
         return previous
-    write_json_atomic(out_dir / "synth.started.json", {"config": config})
+    write_json_atomic(out / "synth.started.json", {"config": config})
     start = time.perf_counter()
     jobs = _plan(config)
     workers = min(len(jobs), workers)
     stats = {}
     with tqdm(total=sum(job.frames for job in jobs), unit="frame", desc="synthesizing",
               disable=not progress) as bar:
-        for job, result in _run_all(jobs, config, out_dir, workers):
+        for job, result in _run_all(jobs, config, out, workers):
             stats[(job.split == "video", job.index)] = result
             bar.update(job.frames)
-    photos = _photo_layouts(config, out_dir) if config.layouts else {}
+    photos = _photo_layouts(config, out) if config.layouts else {}
     summary = _summary(config, [stats[key] for key in sorted(stats)],
                        time.perf_counter() - start)
     if photos:
         summary["photo_layouts"] = photos
-    write_run_info(out_dir, stage="synth", config=config, seed=config.seed, data_summary=summary)
-    write_json_atomic(out_dir / "synth.json", summary)
-    (out_dir / "synth.started.json").unlink()
+    write_run_info(out, stage="synth", config=config, seed=config.seed, data_summary=summary)
+    write_json_atomic(out / "synth.json", summary)
+    (out / "synth.started.json").unlink()
     return summary

@@ -31,7 +31,9 @@ from tqdm import tqdm
 
 from affecttrack.data.store import FaceStore
 from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.features.head_outputs import frame_head_outputs
 from affecttrack.labels import expression_va
+from affecttrack.models.registry import load_model_file
 from affecttrack.runinfo import atomic_path, write_json_atomic, write_text_atomic
 
 EXTENDED_CSV = "labels.csv"
@@ -51,9 +53,6 @@ def class_centroids(names: tuple[str, ...]) -> np.ndarray:
 def _model_va(store: FaceStore, model: Path, rows: np.ndarray) -> np.ndarray:
     """The valence/arousal head's outputs for the faces at `rows`, clipped to [-1, 1] as
     predictions are (the folder source refuses values outside)."""
-    from affecttrack.features.head_outputs import frame_head_outputs
-    from affecttrack.models.registry import load_model_file
-
     network, _ = load_model_file(model, "frame")
     if "va" not in network.head_sizes:
         raise InputError(model, f"has no valence/arousal head (heads: "
@@ -140,19 +139,21 @@ def _identity(store: FaceStore) -> Path:
     return Path(store.path).resolve()
 
 
-def extend_with_va(store_path: Path, out_csv: Path, model: Path | None = None,
+def extend_with_va(store: Path, out: Path, model: Path | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """Label the faces of a face store with valence/arousal and export them for `prepare folder`.
 
     Values: a face's own annotation if it has one, else the frame model's valence/arousal head
     (`model`, a frame_model.pt) or, without a model, its expression's centroid. Faces that end
     with neither an expression nor valence/arousal are left out, as are labelled frames without a
-    face image; both are counted. Writes `out_csv` (columns `CSV_COLUMNS`), the PNG crops under
-    `images/` beside it and `out_csv` with suffix .json (what was done, counts per source);
-    returns that record.
+    face image; both are counted. Writes, in the folder `out`, `labels.csv` (columns
+    `CSV_COLUMNS`), the PNG crops under `images/` and `labels.json` (what was done, counts per
+    source); returns that record.
     """
-    store = FaceStore.open(store_path)
-    out_csv = Path(out_csv)
+    return _extend(FaceStore.open(store), Path(out) / EXTENDED_CSV, model, progress)
+
+
+def _extend(store: FaceStore, out_csv: Path, model: Path | None, progress: bool) -> dict[str, Any]:
     record_path = out_csv.with_suffix(".json")
     _claim(record_path, store)
     faces = store.index[store.index["row"] >= 0].reset_index(drop=True)

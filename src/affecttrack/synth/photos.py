@@ -11,7 +11,7 @@ their quirks:
 - JAFFE (``jaffe/``): 256x256 grey TIFFs named ``KA.AN1.39.tiff``, some written as palette ("P")
   TIFFs.
 
-Faces follow valence/arousal (`synthetic_face`), and each category is drawn at its point of
+Faces follow valence/arousal (`synth.face`), and each category is drawn at its point of
 `labels.EXPRESSION_VA`. Contempt, absent there, is drawn at `CONTEMPT_VA` (-0.35, -0.1):
 unpleasant and slightly deactivated (a cool, withdrawn displeasure), in the empty region between
 Neutral, Disgust and Sadness, so that its drawn face stays distinguishable from theirs; the drawing
@@ -33,9 +33,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ...labels import CKPLUS_EXPRESSIONS, EXPRESSION_VA, JAFFE_EXPRESSIONS
-from ...runinfo import write_text_atomic
-from .synthetic_face import (
+from affecttrack.labels import CKPLUS_EXPRESSIONS, EXPRESSION_VA, JAFFE_EXPRESSIONS
+from affecttrack.runinfo import write_text_atomic
+from affecttrack.synth.face import (
     Expression,
     Identity,
     Pose,
@@ -308,25 +308,25 @@ def _write_layout(final: Path, write: Callable[[Path], None]) -> None:
     os.replace(partial, final)
 
 
-def write_photo_layouts(out_dir: Path, layouts: tuple[str, ...], seed: int,
+def write_photo_layouts(out: Path, layouts: tuple[str, ...], seed: int,
                         counts: PhotoCounts) -> dict[str, dict[str, Any]]:
-    """Write the requested layouts (of `LAYOUTS`) under `out_dir`; returns what each holds.
+    """Write the requested layouts (of `LAYOUTS`) under `out`; returns what each holds.
 
     Deterministic for a seed. A layout's folder appears complete or not at all, so an
     interrupted run resumes layout by layout.
     """
-    out_dir = Path(out_dir)
+    out = Path(out)
     stats: dict[str, dict[str, Any]] = {}
     if {"ckplus", "ckplus48"} & set(layouts):
         sequences = _ck_sequences(seed, counts)
         if "ckplus" in layouts:
-            _write_layout(out_dir / "ckplus", lambda root: _write_ckplus(root, sequences))
+            _write_layout(out / "ckplus", lambda root: _write_ckplus(root, sequences))
         if "ckplus48" in layouts:
-            _write_layout(out_dir / "CK+48", lambda root: _write_ck48(root, sequences))
+            _write_layout(out / "CK+48", lambda root: _write_ck48(root, sequences))
         stats.update({name: value for name, value in _ck_stats(sequences).items()
                       if name in layouts})
     if "jaffe" in layouts:
         shots = _jaffe_shots(seed, counts)
-        _write_layout(out_dir / "jaffe", lambda root: _write_jaffe(root, shots))
+        _write_layout(out / "jaffe", lambda root: _write_jaffe(root, shots))
         stats["jaffe"] = _jaffe_stats(shots)
     return stats

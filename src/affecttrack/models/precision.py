@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import AffectTrackError
+from affecttrack.errors import AffectTrackError
 
 PRECISIONS = ("bf16-mixed", "32-true")
 _FAST_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}   # x86 flags

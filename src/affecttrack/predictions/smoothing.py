@@ -13,7 +13,7 @@ import pandas as pd
 
 from affecttrack.data.sequences import fill_missing
 from affecttrack.errors import AffectTrackError
-from affecttrack.evaluation.predictions import checked_predictions
+from affecttrack.predictions.table import checked_predictions
 
 _VA = ["valence", "arousal"]
 
