@@ -66,3 +66,18 @@ def write_face_store(path: Path, *, videos: dict[str, str] | None = None, frames
                **({"action_units": list(action_units)} if action_units else {})}
     (path / "summary.json").write_text(json.dumps(summary))
     return FaceStore.open(path)
+
+
+def write_feature_store(store: FaceStore, path: Path) -> Path:
+    """Features of `store`'s faces written directly in the feature-store layout: random, except
+    that the first two carry each face's valence and arousal, so a sequence model can learn."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(store.faces.shape[0], 300)).astype(np.float32)
+    faces = store.index[store.index["row"] >= 0]
+    features[faces["row"].to_numpy(), :2] = faces[["valence", "arousal"]].fillna(0).to_numpy(
+        np.float32)
+    np.save(path / "features.npy", features)
+    np.save(path / "frame_predictions.npy", features[:, :2].copy())
+    return path

@@ -81,7 +81,8 @@ def test_square_root_weights_soften_the_ratio_and_keep_the_scale() -> None:
 
 
 def test_class_balance_is_checked_when_configured() -> None:
-    with pytest.raises(AffectTrackError, match="unknown class_balance"):
+    with pytest.raises(AffectTrackError, match="class_balance: 'oversample' is not allowed; "
+                                               "expected one of none, downsample"):
         FrameTrainConfig(task="expression", class_balance="oversample")
     with pytest.raises(AffectTrackError, match="expression and combined tasks only"):
         FrameTrainConfig(task="va", class_balance="weights")

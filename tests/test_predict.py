@@ -94,7 +94,7 @@ def test_a_batch_writes_every_file_reports_bad_inputs_and_resumes(model, face_vi
     assert {entry["input"] for entry in failed_inputs(summary)} == {
         str(videos / name) for name in ("cut.avi", "empty.mov", "garbage.mp4", "nobody.mp4")
     } | {str(tmp_path / "missing.mp4")}
-    for name in ("clip.csv", "clip.txt", "clip.png", "clip.annotated.mp4", "nobody.csv"):
+    for name in ("clip.csv", "clip.txt", "clip.timeline.png", "clip.annotated.mp4", "nobody.csv"):
         assert (out / name).is_file(), name
     assert len((out / "clip.txt").read_text().splitlines()) == 13
     assert set((out / "nobody.txt").read_text().splitlines()[1:]) == {"-5,-5"}
@@ -143,7 +143,7 @@ def test_a_live_source_streams_rows_to_the_csv(face_video, tmp_path, monkeypatch
                            "--max-frames", "10", "--out", str(tmp_path))
     assert code == 0, out
     table = FramePredictions.read_csv(tmp_path / "live.csv")
-    assert 10 <= table["frame"].max() <= 30 and (tmp_path / "live.png").is_file()
+    assert 10 <= table["frame"].max() <= 30 and (tmp_path / "live.timeline.png").is_file()
     assert (table["face_id"] == 0).all()
 
 
@@ -169,10 +169,10 @@ def test_inputs_with_the_same_name_get_distinct_output_names(tmp_path):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "clip.mp4").write_bytes(b"x")
     (tmp_path / "a" / "clip.jpg").write_bytes(b"x")
-    inputs, problems = collect_inputs([tmp_path / "a" / "clip.mp4", tmp_path / "a" / "clip.jpg",
-                                       str(tmp_path / "b" / "*.mp4"), tmp_path / "notes.txt"])
-    assert [item.name for item in inputs] == ["a_clip_mp4", "clip_jpg", "b_clip_mp4"]
-    assert [problem.reason for problem in problems] == ["missing_input"]
+    collected = collect_inputs([tmp_path / "a" / "clip.mp4", tmp_path / "a" / "clip.jpg",
+                                str(tmp_path / "b" / "*.mp4"), tmp_path / "notes.txt"])
+    assert [item.name for item in collected.inputs] == ["a_clip_mp4", "clip_jpg", "b_clip_mp4"]
+    assert [problem.reason for problem in collected.missing] == ["missing_input"]
 
 
 def test_a_model_with_an_action_unit_head_predicts_unit_probabilities(face_video, tmp_path):

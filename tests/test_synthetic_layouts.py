@@ -95,7 +95,8 @@ def test_haar_finds_the_drawn_faces(synthetic_layouts):
 
 
 def test_unknown_layout_is_a_clear_config_error():
-    with pytest.raises(AffectTrackError, match="unknown layout.*known: ckplus, ckplus48, jaffe"):
+    with pytest.raises(AffectTrackError,
+                       match="layouts: .*'affectnet'.* one of ckplus, ckplus48, jaffe"):
         SynthConfig(layouts=("affectnet",))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from store_fixtures import write_face_store
+from store_fixtures import write_face_store, write_feature_store
 
 from affecttrack.errors import AffectTrackError
 from affecttrack.features.store import FeatureStore
@@ -43,16 +43,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def feature_store(store, tmp_path_factory) -> FeatureStore:
     """Features that are a fixed function of the labels, written directly in the store layout."""
-    path = tmp_path_factory.mktemp("features")
-    rng = np.random.default_rng(1)
-    n = store.faces.shape[0]
-    features = rng.normal(size=(n, 300)).astype(np.float32)
-    faces = store.index[store.index["row"] >= 0]
-    va = faces[["valence", "arousal"]].fillna(0).to_numpy(np.float32)
-    features[faces["row"].to_numpy(), :2] = va
-    np.save(path / "features.npy", features)
-    np.save(path / "frame_predictions.npy", features[:, :2].copy())
-    return FeatureStore.open(path)
+    return FeatureStore.open(write_feature_store(store, tmp_path_factory.mktemp("features")))
 
 
 def test_choose_precision_honours_requests_and_reads_cpu_flags(tmp_path) -> None:

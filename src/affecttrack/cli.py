@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from affecttrack.data.sources.registry import (
     DETECTOR,
     MARGIN,
+    MAX_PIXELS,
     SOURCES,
     DataSource,
     SourceOption,
@@ -67,15 +68,27 @@ def _command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML experiment config.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: section.field=value (repeatable).")]
+RestartOpt = Annotated[bool, typer.Option(
+    "--restart", help="Discard unfinished training (checkpoints and logs) and start it over, "
+                      "e.g. after a damaged checkpoint; finished runs are kept.")]
 
 
-def _sections(config: Path | None, overrides: list[str] | None) -> dict[str, Any]:
+def _sections(config: Path | None, overrides: list[str] | None, *names: str) -> dict[str, Any]:
+    """The config's sections; a --set of a section other than `names` is refused, not ignored."""
     from affecttrack.config import load_sections
-    return load_sections(config, overrides)
+    return load_sections(config, overrides, names)
+
+
+def _out_folder(out: Path) -> Path:
+    """The callback of every folder a command writes into: one line, before any work, when the
+    path names a file."""
+    from affecttrack.runinfo import check_out_folder
+    return check_out_folder(out)
 
 
 @_command("synth")
-def synth(out: Annotated[Path, typer.Argument(help="Folder to write the generated dataset to.")],
+def synth(out: Annotated[Path, typer.Argument(help="Folder to write the generated dataset to.",
+                                              callback=_out_folder)],
           config: ConfigOpt = None, set_: SetOpt = None,
           layout: Annotated[list[str] | None, typer.Option(
               help="Also write a photo dataset: ckplus, ckplus48 or jaffe (repeatable).")] = None
@@ -84,7 +97,8 @@ def synth(out: Annotated[Path, typer.Argument(help="Folder to write the generate
     CK+48 and JAFFE photo datasets on request)."""
     from affecttrack.config import configure
     from affecttrack.synth import SynthConfig, synthesize
-    cfg = configure(SynthConfig(), _sections(config, set_).get("synth"), section="synth")
+    cfg = configure(SynthConfig(), _sections(config, set_, "synth").get("synth"),
+                    section="synth")
     if layout:
         cfg = dataclasses.replace(cfg, layouts=tuple(dict.fromkeys((*cfg.layouts, *layout))))
     summary = synthesize(out, cfg)
@@ -98,6 +112,7 @@ def _option(option: SourceOption) -> Any:
 
 DetectorOpt = _option(DETECTOR)
 MarginOpt = _option(MARGIN)
+MaxPixelsOpt = _option(MAX_PIXELS)
 
 
 def _print_store(summary: dict[str, Any]) -> None:
@@ -127,7 +142,8 @@ def _prepare_command(source: DataSource) -> Callable[..., None]:
 
     command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
         keyword("root", Annotated[Path, typer.Option(help=source.root_help)]),
-        keyword("out", Annotated[Path, typer.Option(help="Face store folder to write.")]),
+        keyword("out", Annotated[Path, typer.Option(help="Face store folder to write.",
+                                                    callback=_out_folder)]),
         *(keyword(option.name, _option(option), option.default) for option in source.options),
     ], return_annotation=None)
     return command
@@ -139,21 +155,25 @@ for _source in SOURCES.values():
 
 @train_app.command("frame")
 def train_frame(store: Annotated[Path, typer.Option(help="Face store folder.")],
-                out: Annotated[Path, typer.Option(help="Run folder to write.")],
-                config: ConfigOpt = None, set_: SetOpt = None) -> None:
+                out: Annotated[Path, typer.Option(help="Run folder to write.",
+                                                  callback=_out_folder)],
+                config: ConfigOpt = None, set_: SetOpt = None,
+                restart: RestartOpt = False) -> None:
     """Train the paper's CNN on single face frames (config section `frame`)."""
     from affecttrack.config import configure
     from affecttrack.data.store import FaceStore
     from affecttrack.training.frame import FrameTrainConfig, train_frame_model
-    cfg = configure(FrameTrainConfig(), _sections(config, set_).get("frame"), section="frame")
-    result = train_frame_model(FaceStore.open(store), out, cfg)
+    cfg = configure(FrameTrainConfig(), _sections(config, set_, "frame").get("frame"),
+                    section="frame")
+    result = train_frame_model(FaceStore.open(store), out, cfg, restart=restart)
     console.print(f"frame model: {result.model_path} (best validation CCC {result.best_score:.3f})")
 
 
 @_command("extract")
 def extract(store: Annotated[Path, typer.Option(help="Face store folder.")],
             model: Annotated[Path, typer.Option(help="Frame model file (frame_model.pt).")],
-            out: Annotated[Path, typer.Option(help="Feature store folder to write.")],
+            out: Annotated[Path, typer.Option(help="Feature store folder to write.",
+                                              callback=_out_folder)],
             batch_size: int = 256) -> None:
     """Extract the 300-d feature of every stored face. Resumable."""
     from affecttrack.data.store import FaceStore
@@ -164,7 +184,7 @@ def extract(store: Annotated[Path, typer.Option(help="Face store folder.")],
 @_command("extend")
 def extend(store: Annotated[Path, typer.Argument(help="Face store to label (CK+, JAFFE, ...).")],
            out: Annotated[Path, typer.Option(help="Folder for labels.csv, labels.json and "
-                                                  "images/.")],
+                                                  "images/.", callback=_out_folder)],
            model: Annotated[Path | None, typer.Option(
                help="Frame model file with a valence/arousal head (default: each face's "
                     "expression centroid).")] = None) -> None:
@@ -183,16 +203,19 @@ def extend(store: Annotated[Path, typer.Argument(help="Face store to label (CK+,
 @train_app.command("sequence")
 def train_sequence(store: Annotated[Path, typer.Option(help="Face store folder.")],
                    features: Annotated[Path, typer.Option(help="Feature store folder.")],
-                   out: Annotated[Path, typer.Option(help="Run folder to write.")],
-                   config: ConfigOpt = None, set_: SetOpt = None) -> None:
+                   out: Annotated[Path, typer.Option(help="Run folder to write.",
+                                                     callback=_out_folder)],
+                   config: ConfigOpt = None, set_: SetOpt = None,
+                   restart: RestartOpt = False) -> None:
     """Train the recurrent model on sequences of frame features (config section `sequence`)."""
     from affecttrack.config import configure
     from affecttrack.data.store import FaceStore
     from affecttrack.features.store import FeatureStore
     from affecttrack.training.sequence import SequenceTrainConfig, train_sequence_model
-    cfg = configure(SequenceTrainConfig(), _sections(config, set_).get("sequence"),
+    cfg = configure(SequenceTrainConfig(), _sections(config, set_, "sequence").get("sequence"),
                     section="sequence")
-    result = train_sequence_model(FaceStore.open(store), FeatureStore.open(features), out, cfg)
+    result = train_sequence_model(FaceStore.open(store), FeatureStore.open(features), out, cfg,
+                                  restart=restart)
     console.print(f"sequence model: {result.model_path} "
                   f"(best validation CCC {result.best_score:.3f})")
 
@@ -202,31 +225,33 @@ def evaluate(store: Annotated[Path, typer.Option(help="Face store folder.")],
              features: Annotated[Path, typer.Option(help="Feature store folder.")],
              model: Annotated[Path, typer.Option(
                  help="Sequence model file (sequence_model.pt).")],
-             out: Annotated[Path, typer.Option(help="Folder for metrics.json, table.md, plots.")],
+             out: Annotated[Path, typer.Option(help="Folder for metrics.json, table.md, plots.",
+                                               callback=_out_folder)],
              split: str = "val", smoothing_window: int = 15) -> None:
     """CCC, PCC and RMSE of the frame model, its smoothed output and the sequence model."""
     from affecttrack.data.store import FaceStore
     from affecttrack.evaluation.tables import metrics_table
     from affecttrack.features.store import FeatureStore
     from affecttrack.pipeline.experiment import EvaluationConfig, evaluate_va
-    metrics = evaluate_va(FaceStore.open(store), FeatureStore.open(features), model, out,
-                          EvaluationConfig(split=split, smoothing_window=smoothing_window))
+    config = EvaluationConfig(split=split, smoothing_window=smoothing_window)
+    metrics = evaluate_va(FaceStore.open(store), FeatureStore.open(features), model, out, config)
     console.print(metrics_table(metrics))
 
 
 @_command("demo")
-def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")]
-         = Path("affecttrack-demo"),
-         config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.",
+                                           callback=_out_folder)] = Path("affecttrack-demo"),
+         config: ConfigOpt = None, set_: SetOpt = None, restart: RestartOpt = False) -> None:
     """Generate data, train CNN + GRU, evaluate: the whole method in minutes on a CPU."""
     from affecttrack.config import configure
     from affecttrack.evaluation.tables import metrics_table
     from affecttrack.pipeline.demo import DemoConfig, run_demo
-    sections = _sections(config, set_)
+    names = ("synth", "frame", "sequence", "evaluation")
+    sections = _sections(config, set_, *names)
     defaults = DemoConfig()
     cfg = DemoConfig(**{name: configure(getattr(defaults, name), sections.get(name), section=name)
-                        for name in ("synth", "frame", "sequence", "evaluation")})
-    metrics = run_demo(out, cfg, console=console)
+                        for name in names})
+    metrics = run_demo(out, cfg, console=console, restart=restart)
     console.print(metrics_table(metrics))
 
 
@@ -235,12 +260,13 @@ def run_config(config: Annotated[Path, typer.Argument(
                    help="YAML config whose key `experiment:` is classification or va.")],
                out: Annotated[Path | None, typer.Option(
                    help="Folder for the run (default runs/<config name>).")] = None,
-               set_: SetOpt = None) -> None:
+               set_: SetOpt = None, restart: RestartOpt = False) -> None:
     """Run (or resume) the experiment a config file describes; prints its results table."""
     from rich.markdown import Markdown
 
     from affecttrack.pipeline.run import run_experiment
-    console.print(Markdown(run_experiment(config, out, set_ or [], console=console)))
+    console.print(Markdown(run_experiment(config, out, set_ or [], console=console,
+                                          restart=restart)))
 
 
 @_command("bundle")
@@ -270,7 +296,8 @@ def bundle_cmd(
 def export_cmd(
         bundle: Annotated[Path, typer.Argument(help="Bundle file (affecttrack bundle).")],
         out: Annotated[Path, typer.Option(
-            help="Folder for frame.onnx, sequence.onnx and onnx.json.")]) -> None:
+            help="Folder for frame.onnx, sequence.onnx and onnx.json.",
+            callback=_out_folder)]) -> None:
     """Export a bundle's networks to ONNX, checked against PyTorch (needs affecttrack[onnx])."""
     from affecttrack.inference.export import export_onnx
     info = export_onnx(bundle, out)
@@ -287,10 +314,11 @@ def _print_line(line: str) -> None:
 @_command("predict")
 def predict(
         paths: Annotated[list[str] | None, typer.Argument(
-            help="Videos (mp4, avi, mov, webm, ...), folders of videos or of frames, images, "
-                 "glob patterns.")] = None,
+            help="Videos (mp4, avi, mov, webm, ...), folders of videos, of frames or of "
+                 "photos, images, glob patterns.")] = None,
         out: Annotated[Path, typer.Option(help="Folder for the per-input files and "
-                                               "summary.json.")] = Path("predictions"),
+                                               "summary.json.", callback=_out_folder)]
+        = Path("predictions"),
         model: Annotated[Path | None, typer.Option(
             help="Model bundle (default: the shipped expression model).")] = None,
         annotate: Annotated[bool, typer.Option(
@@ -305,8 +333,15 @@ def predict(
         max_gap: Annotated[int, typer.Option(
             help="Interpolate a face's track over gaps of up to this many frames.")] = 15,
         fps: Annotated[float | None, typer.Option(
-            help="Frame rate of folders of frames (for time_s).")] = None) -> None:
+            help="Frame rate of folders of frames (for time_s).")] = None,
+        frames: Annotated[bool | None, typer.Option(
+            "--frames/--photos",
+            help="Read folders of images (and images) as one video's frames / as independent "
+                 "photos (default: frames when their names are numbered, e.g. "
+                 "frame_0001.png).")] = None,
+        max_pixels: MaxPixelsOpt = None) -> None:
     """Valence, arousal and expression per frame and face; exits 1 if any input failed."""
+    from affecttrack.data.images import pixel_limit
     from affecttrack.inference.batch import failed_inputs, predict_paths
     from affecttrack.inference.live import predict_live
     from affecttrack.inference.predictor import load_model
@@ -318,7 +353,9 @@ def predict(
     if source is not None:
         predict_live(affect, source, out, max_frames=max_frames, report=report)
         return
-    summary = predict_paths(affect, paths or [], out, annotate=annotate, fps=fps, report=report)
+    with pixel_limit(max_pixels):
+        summary = predict_paths(affect, paths or [], out, annotate=annotate, fps=fps,
+                                frames=frames, report=report)
     counts = ", ".join(f"{count} {status}" for status, count in summary["counts"].items())
     report(f"{len(summary['inputs'])} input(s): {counts} -> {out / 'summary.json'}")
     if failed_inputs(summary):
@@ -355,7 +392,8 @@ def explain(
             help="Also: importance of the last L frames up to --frame for the bundle's sequence "
                  "network.")] = None,
         out: Annotated[Path, typer.Option(help="Folder for the figures, maps and "
-                                               "explain.json.")] = Path("explain")) -> None:
+                                               "explain.json.", callback=_out_folder)]
+        = Path("explain")) -> None:
     """What the networks look at: saliency maps, per-class saliency, filters, frame importance."""
     from affecttrack.interpret.explain import ExplainConfig, describe_prediction
     from affecttrack.interpret.explain import explain as run_explain

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import sys
@@ -14,6 +15,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from affecttrack.errors import InputError
+
+# The key of a JSON mapping that lists the non-finite numbers written as null (see json_text).
+NON_FINITE_KEY = "non_finite_values"
 _PACKAGES = ("affecttrack", "torch", "lightning", "torchmetrics", "numpy", "pandas", "pyarrow",
              "opencv-python-headless", "albumentations", "av")
 
@@ -61,9 +66,46 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def json_text(data: Any) -> str:
+    """`data` as strict JSON text. JSON has no NaN or Infinity (Python would write them as bare
+    words that most readers refuse), yet a metric can be undefined (the CCC of a constant
+    prediction is NaN): such a number is written as null, and when `data` is a mapping its
+    `NON_FINITE_KEY` entry records where each one was and what it was ("NaN", "Infinity",
+    "-Infinity"), so the reason is not lost."""
+    found: dict[str, str] = {}
+    value = _finite(to_jsonable(data), "", found)
+    if found and isinstance(value, dict):
+        value[NON_FINITE_KEY] = found
+    return json.dumps(value, indent=2, allow_nan=False) + "\n"
+
+
+def _finite(value: Any, where: str, found: dict[str, str]) -> Any:
+    """`value` with every non-finite float replaced by None and noted in `found` by its path."""
+    if isinstance(value, dict):
+        return {key: _finite(item, f"{where}.{key}" if where else key, found)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item, f"{where}[{k}]", found) for k, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        found[where] = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+        return None
+    return value
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """JSON written with `write_text_atomic`."""
-    write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
+    """`json_text(data)` written with `write_text_atomic`: every JSON file the toolkit writes."""
+    write_text_atomic(path, json_text(data))
+
+
+def check_out_folder(out: Path) -> Path:
+    """`out`, a folder to write into, unless it or a folder it would be made in exists as
+    something else: one line then, before any work, rather than an OS error from some stage."""
+    out = Path(out)
+    existing = next((path for path in (out, *out.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InputError(out, "exists and is not a folder; name a folder for the outputs"
+                         if existing == out else f"cannot be made: {existing} is not a folder")
+    return out
 
 
 def write_run_info(out: Path, *, stage: str, config: Any, seed: int | None,

@@ -10,11 +10,15 @@ strength.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import cv2
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
+
+from affecttrack.errors import AffectTrackError
 
 SCALE = (0.9, 1.25)
 SHIFT = 0.1
@@ -37,3 +41,31 @@ def training_augmentation(seed: int | None = None) -> A.Compose:
         A.HorizontalFlip(p=0.5),
         A.MultiplicativeNoise(multiplier=BRIGHTNESS, per_channel=False, elementwise=False, p=1.0),
     ], seed=seed)
+
+
+def augmentation_state(augmentation: A.Compose) -> list[dict[str, Any]]:
+    """The random state of a pipeline and of each of its transforms (each draws from its own
+    generators), as plain values that a checkpoint stores and `torch.load(weights_only=True)`
+    reads back; an interrupted training run resumes its augmentations from it."""
+    return [{"python": node.py_random.getstate(),
+             "numpy": node.random_generator.bit_generator.state}
+            for node in _random_nodes(augmentation)]
+
+
+def set_augmentation_state(augmentation: A.Compose, state: list[dict[str, Any]]) -> None:
+    """Continue `augmentation` from `augmentation_state` of the same pipeline, in place (the
+    transforms keep their generator objects, whoever else holds them)."""
+    nodes = list(_random_nodes(augmentation))
+    if len(nodes) != len(state):
+        raise AffectTrackError(f"saved augmentation state of another pipeline ({len(state)} "
+                               f"generators, this one has {len(nodes)})")
+    for node, saved in zip(nodes, state, strict=True):
+        node.py_random.setstate(saved["python"])
+        node.random_generator.bit_generator.state = saved["numpy"]
+
+
+def _random_nodes(transform: Any) -> Iterator[Any]:
+    """A pipeline and its transforms, depth first: everything holding generators."""
+    yield transform
+    for child in getattr(transform, "transforms", ()):
+        yield from _random_nodes(child)

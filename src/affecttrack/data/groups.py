@@ -23,6 +23,7 @@ Crop = np.ndarray
 Mapper = Callable[[Callable, Iterable], Iterable]
 LABEL_COLUMNS: tuple[str, ...] = ("frame", "valence", "arousal", "expression")
 CHUNK_FRAMES = 512  # images handed to the mapper at once: bounds memory, keeps workers busy
+MAX_FRAME = int(np.iinfo(np.int32).max)  # the store's frame column is int32
 _TRAILING_NUMBER = re.compile(r"^(.*?)[_-](\d+)$")
 
 
@@ -141,7 +142,9 @@ def numbered_stem(stem: str) -> tuple[str, int | None]:
     """("Kimi_Raikkonen", 3) for "Kimi_Raikkonen_0003"; (stem, None) without a trailing number.
 
     Photo collections name a person's pictures `<person>_<number>`; the number becomes the
-    frame and the prefix the person.
+    frame and the prefix the person. A number too large for a frame (`MAX_FRAME`) is no number.
     """
     match = _TRAILING_NUMBER.match(stem)
-    return (match.group(1), int(match.group(2))) if match and match.group(1) else (stem, None)
+    if not (match and match.group(1)) or int(match.group(2)) > MAX_FRAME:
+        return stem, None
+    return match.group(1), int(match.group(2))

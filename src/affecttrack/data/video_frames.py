@@ -24,6 +24,10 @@ VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4
 # count its header announces means it was truncated. Not 1.0: edit lists and B-frames make the
 # announced count a few frames off on whole files (shared/data's no_face.mp4: 98 announced, 95).
 ANNOUNCED_SHARE = 0.9
+# What PyAV raises on a damaged or hostile file (ValueError: also bytes of metadata that are no
+# text, or frames it cannot convert): each means "this file", never "the run".
+DECODE_ERRORS: tuple[type[Exception], ...] = (av.FFmpegError, OSError, ValueError, IndexError,
+                                              MemoryError)
 
 
 class TruncatedVideo(InputError):
@@ -59,15 +63,17 @@ def is_video(path: Path) -> bool:
 def probe_video(path: Path) -> VideoInfo:
     """The video's size, rate and announced frame count; InputError if it cannot be opened."""
     try:
-        with av.open(str(path)) as container:
+        with _open(path) as container:
             if not container.streams.video:
                 raise InputError(path, "holds no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise InputError(path, "no decoder for its video codec")
             rate = float(stream.average_rate) if stream.average_rate else None
             return VideoInfo(stream.codec_context.width, stream.codec_context.height,
                              rate if rate and math.isfinite(rate) else None, stream.frames or None)
-    except (av.FFmpegError, OSError) as error:
-        raise InputError(path, f"cannot open video ({error})") from None
+    except DECODE_ERRORS as error:
+        raise InputError(path, f"cannot open video ({_one_line(error)})") from None
 
 
 def decode_frames(path: Path, colour: bool = False) -> Iterator[DecodedFrame]:
@@ -81,17 +87,28 @@ def decode_frames(path: Path, colour: bool = False) -> Iterator[DecodedFrame]:
     fmt = "bgr24" if colour else "gray"
     number = 0
     try:
-        with av.open(str(path)) as container:
+        with _open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 number += 1
                 yield DecodedFrame(number, _time_of(frame, number, info.fps),
                                    frame.to_ndarray(format=fmt))
-    except (av.FFmpegError, IndexError, OSError) as error:
-        raise TruncatedVideo(path, number, error) from None
+    except DECODE_ERRORS as error:
+        raise TruncatedVideo(path, number, _one_line(error)) from None
     if info.frames and number < ANNOUNCED_SHARE * info.frames:
         raise TruncatedVideo(path, number, f"the file announces {info.frames} frames")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    """The file opened for reading; metadata that is not UTF-8 is read with replacements, not
+    refused (it is never used, but PyAV decodes it on opening)."""
+    return av.open(str(path), metadata_errors="replace")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] or type(error).__name__
 
 
 def _time_of(frame: av.VideoFrame, number: int, fps: float | None) -> float:

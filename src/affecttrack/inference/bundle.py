@@ -18,7 +18,6 @@ outside PyTorch.
 
 from __future__ import annotations
 
-import pickle
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,7 @@ from affecttrack.models.cnn import INPUT_DIVISOR, faces_to_input
 from affecttrack.models.registry import (
     MODEL_FILE_FORMAT,
     load_model_file,
+    load_weights_only,
     model_entry,
     model_from_entry,
 )
@@ -242,13 +242,7 @@ def _read_payload(path: Path) -> dict[str, Any]:
     if not zipfile.is_zipfile(path):
         raise InputError(path, f"not an affecttrack bundle (not a file torch.save wrote); "
                                f"{MAKE_BUNDLE_HINT}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise InputError(path, "not an affecttrack bundle: it holds Python objects whose loading "
-                               f"could run code, so it is not opened; {MAKE_BUNDLE_HINT}") from None
-    except (RuntimeError, EOFError, ValueError) as exc:
-        raise InputError(path, f"not a readable bundle ({str(exc).splitlines()[0]})") from None
+    payload = load_weights_only(path, "a readable affecttrack bundle", MAKE_BUNDLE_HINT)
     if isinstance(payload, dict) and payload.get("format") == MODEL_FILE_FORMAT:
         raise InputError(path, f"is a plain {payload.get('kind', '')} model file, not a bundle; "
                                f"{MAKE_BUNDLE_HINT}")

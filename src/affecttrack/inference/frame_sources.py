@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import glob
 import queue
+import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -28,20 +29,27 @@ from affecttrack.natural_order import natural_key
 
 T = TypeVar("T")
 _DONE = object()
+_NUMBERED = re.compile(r"^(.*?)([0-9]+)([^0-9]*)$")
 
 
 @dataclass(frozen=True)
 class PredictInput:
     """One thing to predict on, and the name its output files get.
 
-    kind: "video" (a file), "frames" (a folder of images, one frame each, in natural order) or
-    "image" (one photo: one frame). `files` are the frames' images for the last two.
+    kind: "video" (a file), "frames" (images that are one video's frames, in natural order) or
+    "photos" (independent images: one photo given by name, or a folder of them). `files` are the
+    images of the last two. `why` says how a folder of images was read, for its report line.
     """
 
     kind: str
     path: Path
     name: str
     files: tuple[Path, ...] = field(default=())
+    why: str = ""
+
+    def source_files(self) -> tuple[Path, ...]:
+        """The files it reads (what its outputs must never overwrite)."""
+        return (self.path,) if self.kind == "video" else self.files
 
     def frames(self, problems: list[Problem], fps: float | None = None
                ) -> Iterator[DecodedFrame]:
@@ -52,27 +60,42 @@ class PredictInput:
         return image_frames(self.files, problems, fps)
 
 
-def collect_inputs(paths: Iterable[str | Path]) -> tuple[list[PredictInput], list[Problem]]:
-    """The inputs named by files, folders and glob patterns, and the ones that do not exist.
+@dataclass(frozen=True)
+class CollectedInputs:
+    """What the named paths hold. `missing`: paths that name no input (each a failed entry);
+    `skipped`: files inside named folders that are not read, each with the reason."""
 
-    A folder holding videos stands for those videos; a folder holding images is one video whose
-    frames they are. Output names are the file (or folder) names without suffix, made unique
-    where two inputs share one (`_unique_names`).
+    inputs: list[PredictInput]
+    missing: list[Problem]
+    skipped: list[Problem]
+
+
+def collect_inputs(paths: Iterable[str | Path], frames: bool | None = None) -> CollectedInputs:
+    """The inputs named by files, folders and glob patterns.
+
+    A video file is a video and an image file a photo. A folder holding videos stands for those
+    videos (its other files are skipped and listed); a folder holding only images is one video's
+    frames when their names are numbered (`numbered_frames`) and a set of independent photos
+    otherwise; `frames` True or False reads every folder of images (and every image) as frames
+    or as photos whatever their names. Output names are the file (or folder) names without
+    suffix, made unique where two inputs share one (`_unique_names`).
     """
     inputs: list[PredictInput] = []
-    problems: list[Problem] = []
+    missing: list[Problem] = []
+    skipped: list[Problem] = []
     for given in paths:
         matches = _expand(str(given))
         if not matches:
-            problems.append(Problem("missing_input", Path(given), "no such file or folder"))
+            missing.append(Problem("missing_input", Path(given), "no such file or folder"))
         for path in matches:
-            found = _inputs_at(path)
+            found, passed_over = _inputs_at(path, frames)
             if found:
                 inputs.extend(found)
+                skipped.extend(passed_over)
             else:
-                problems.append(Problem("unsupported_input", path, "not a video, an image or a "
-                                        "folder of videos or images"))
-    return _unique_names(inputs), problems
+                missing.append(Problem("unsupported_input", path, "not a video, an image or a "
+                                       "folder of videos or images"))
+    return CollectedInputs(_unique_names(inputs), missing, skipped)
 
 
 def _expand(given: str) -> list[Path]:
@@ -81,26 +104,70 @@ def _expand(given: str) -> list[Path]:
     return [Path(match) for match in sorted(glob.glob(given, recursive=True))]
 
 
-def _inputs_at(path: Path) -> list[PredictInput]:
+def _inputs_at(path: Path, frames: bool | None) -> tuple[list[PredictInput], list[Problem]]:
+    """The inputs at `path` and the files of a folder that are not read."""
     if path.is_file():
         if is_video(path):
-            return [PredictInput("video", path, path.stem)]
+            return [PredictInput("video", path, path.stem)], []
         if is_image(path):
-            return [PredictInput("image", path, path.stem, (path,))]
-        return []
+            kind = "frames" if frames else "photos"
+            return [PredictInput(kind, path, path.stem, (path,))], []
+        return [], []
     if not path.is_dir():
-        return []
-    children = sorted(path.iterdir(), key=lambda child: natural_key(child.name))
+        return [], []
+    children = [child for child in sorted(path.iterdir(), key=lambda child: natural_key(child.name))
+                if not child.name.startswith(".")]
     videos = [child for child in children if child.is_file() and is_video(child)]
-    if videos:
-        return [PredictInput("video", video, video.stem) for video in videos]
     images = tuple(child for child in children if child.is_file() and is_image(child))
-    return [PredictInput("frames", path, path.name, images)] if images else []
+    skipped = [_skipped(child) for child in children
+               if not (child.is_file() and (is_video(child) or is_image(child)))]
+    if videos:
+        skipped += [Problem("image_beside_videos", image, "skipped: an image in a folder of "
+                            "videos (give the image itself to predict it as a photo)")
+                    for image in images]
+        return [PredictInput("video", video, video.stem) for video in videos], skipped
+    if images:
+        return [_image_folder(path, images, frames)], skipped
+    return [], skipped
+
+
+def _skipped(child: Path) -> Problem:
+    if child.is_dir():
+        return Problem("subfolder", child, "skipped: folders inside a named folder are not read")
+    return Problem("not_media", child, "skipped: not a video or an image")
+
+
+def _image_folder(path: Path, images: tuple[Path, ...], frames: bool | None) -> PredictInput:
+    """A folder of images as one video's frames or as photos, and why."""
+    if frames is None:
+        frames = numbered_frames([image.name for image in images])
+        why = (f"numbered {images[0].name} ... {images[-1].name}; --photos reads them as photos"
+               if frames else "names not numbered; --frames reads them as one video's frames")
+    else:
+        why = "--frames" if frames else "--photos"
+    return PredictInput("frames" if frames else "photos", path, path.name, images, why)
+
+
+def numbered_frames(names: Sequence[str]) -> bool:
+    """Whether image file names are the numbered frames of one video.
+
+    Each name is split at its last run of digits into prefix, number and rest (the rest holds the
+    extension and no digit): `frame_0001.png` is ("frame_", 1, ".png"), `0001.jpg` ("", 1,
+    ".jpg"), `img12.png` ("img", 12, ".png"). The names are frames when there are at least two,
+    every one has a number, all share the prefix and the rest (ignoring case) and no two have the
+    same number. `alice.jpg, bob.jpg` or `KA.AN1.39.tiff, KM.HA2.5.tiff` are photos.
+    """
+    parts = [_NUMBERED.match(name) for name in names]
+    if len(parts) < 2 or not all(parts):
+        return False
+    shapes = {(part[1].casefold(), part[3].casefold()) for part in parts}   # type: ignore[index]
+    numbers = {int(part[2]) for part in parts}                              # type: ignore[index]
+    return len(shapes) == 1 and len(numbers) == len(parts)
 
 
 def _unique_names(inputs: list[PredictInput]) -> list[PredictInput]:
-    """Names that collide get the file's suffix (clip_mp4, clip_jpg), then the parent folder's
-    name in front, until they are unique."""
+    """Names that collide get the file's suffix (clip_mp4, clip_jpg) or, for a folder, its kind
+    (clip_frames, clip_photos), then the parent folder's name in front, until they are unique."""
     for rename in (_with_suffix, _with_parent):
         counts = Counter(item.name for item in inputs)
         inputs = [rename(item) if counts[item.name] > 1 else item for item in inputs]
@@ -108,7 +175,7 @@ def _unique_names(inputs: list[PredictInput]) -> list[PredictInput]:
 
 
 def _with_suffix(item: PredictInput) -> PredictInput:
-    suffix = item.path.suffix.lstrip(".").lower() if item.path.is_file() else "frames"
+    suffix = item.path.suffix.lstrip(".").lower() if item.path.is_file() else item.kind
     return replace(item, name=f"{item.name}_{suffix}")
 
 

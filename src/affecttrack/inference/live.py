@@ -6,7 +6,8 @@ rather than queued without end. Each batch's rows are appended to `<name>.csv` a
 so another program can follow the file); memory stays flat however long the session, because rows
 go to the file and not into a growing table. Nothing is interpolated: that would need frames not
 yet seen. When the source ends, `max_frames` is reached or the user presses Ctrl-C, the CSV is
-complete and the ABAW file and the plot are made from it.
+complete and the ABAW file and the plot (`<name>.timeline.png`) are made from it. Like a batch,
+it holds the output folder's lock and refuses a folder where it would write over its source.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ from typing import Any
 import pandas as pd
 
 from affecttrack.errors import InputError
-from affecttrack.inference.batch import Report, output_files
+from affecttrack.inference.batch import (
+    SUMMARY_FILE,
+    Report,
+    make_output_folder,
+    output_files,
+    refuse_overwriting_inputs,
+)
 from affecttrack.inference.frame_sources import Prefetch, camera_frames
 from affecttrack.inference.predictor import AffectModel
+from affecttrack.inference.records import LOCK_FILE, folder_lock
 from affecttrack.inference.results import FramePredictions
 from affecttrack.runinfo import atomic_path, write_json_atomic
 
@@ -33,7 +41,16 @@ def predict_live(model: AffectModel, source: str, out: Path, *, name: str = "liv
                  max_frames: int | None = None, report: Report = print) -> dict[str, Any]:
     """Predict `source` (camera index or URL) until it ends; returns what `summary.json` holds."""
     out = Path(out)
-    files = output_files(name, annotate=False)
+    files = output_files(name, "live")
+    refuse_overwriting_inputs(out, [*files.values(), SUMMARY_FILE, LOCK_FILE],
+                              [Path(source)] if Path(source).is_file() else [])
+    make_output_folder(out)
+    with folder_lock(out, report):
+        return _predict_live(model, source, out, name, files, max_frames, report)
+
+
+def _predict_live(model: AffectModel, source: str, out: Path, name: str, files: dict[str, str],
+                  max_frames: int | None, report: Report) -> dict[str, Any]:
     stop = threading.Event()
     frames = Prefetch(camera_frames(source, stop), depth=LIVE_QUEUE, drop_oldest=True)
     run = model.start()
@@ -67,7 +84,7 @@ def predict_live(model: AffectModel, source: str, out: Path, *, name: str = "liv
                "dropped_frames": frames.dropped, "outputs": files,
                "seconds": round(seconds, 3),
                "frames_per_second": round(run.times.frames / max(seconds, 1e-9), 1)}
-    write_json_atomic(out / "summary.json", {"inputs": [summary]})
+    write_json_atomic(out / SUMMARY_FILE, {"inputs": [summary]})
     report(f"{source}: {run.times.frames} frames ({frames.dropped} dropped while the model "
            f"lagged), stopped by {stopped_by} -> {out / files['csv']}")
     return summary

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from affecttrack.data.detect import FaceDetector
+from affecttrack.config import check_settings, setting
+from affecttrack.data.detect import DETECTORS, FaceDetector
 from affecttrack.data.video_frames import DecodedFrame, decode_frames, probe_video
 from affecttrack.errors import AffectTrackError
 from affecttrack.inference.bundle import Bundle, load_bundle
@@ -38,6 +39,7 @@ from affecttrack.inference.tracking import FaceTracker, TrackedFace
 from affecttrack.labels import expression_va, probabilities_to_va
 from affecttrack.models.cnn import head_probabilities
 from affecttrack.models.precision import (
+    PRECISIONS,
     autocast_for,
     channels_last_for,
     choose_precision,
@@ -54,18 +56,14 @@ class PredictConfig:
     across; longer gaps start the face afresh. `batch_frames`: frames per CNN batch. `detector`:
     None uses the bundle's."""
 
-    detect_every: int = 5
-    max_gap: int = 15
-    batch_frames: int = 32
-    precision: str = "auto"
-    detector: str | None = None
+    detect_every: int = setting(5, minimum=1)
+    max_gap: int = setting(15, minimum=0)
+    batch_frames: int = setting(32, minimum=1)
+    precision: str = setting("auto", choices=("auto", *PRECISIONS))
+    detector: str | None = setting(None, choices=DETECTORS)
 
     def __post_init__(self) -> None:
-        for name in ("detect_every", "batch_frames"):
-            if getattr(self, name) < 1:
-                raise AffectTrackError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_gap < 0:
-            raise AffectTrackError(f"max_gap must be >= 0 frames, got {self.max_gap}")
+        check_settings(self)
 
 
 @dataclass

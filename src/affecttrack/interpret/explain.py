@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from affecttrack.config import SEED_MAX, check_settings, setting
 from affecttrack.data.detect import FaceDetector, detect_largest_face
 from affecttrack.data.faces import to_face_crop
 from affecttrack.data.images import read_grey
@@ -68,24 +69,15 @@ class ExplainConfig:
     one is measured; that output is arousal when `target` is "arousal", else valence."""
 
     target: str | None = None
-    baseline: str = "mean"
-    n_steps: int = 32
-    max_faces: int = 64
-    group_by: str = "predicted"
-    sequence_window: int | None = None
-    seed: int = 0
+    baseline: str = setting("mean", choices=BASELINES)
+    n_steps: int = setting(32, minimum=1)
+    max_faces: int = setting(64, minimum=1)
+    group_by: str = setting("predicted", choices=GROUP_BY)
+    sequence_window: int | None = setting(None, minimum=1)
+    seed: int = setting(0, minimum=0, maximum=SEED_MAX)
 
     def __post_init__(self) -> None:
-        if self.baseline not in BASELINES:
-            raise AffectTrackError(f"unknown baseline {self.baseline!r}; expected one of "
-                                   f"{', '.join(BASELINES)}")
-        if self.group_by not in GROUP_BY:
-            raise AffectTrackError(f"unknown grouping {self.group_by!r}; expected one of "
-                                   f"{', '.join(GROUP_BY)}")
-        for name in ("n_steps", "max_faces", "sequence_window"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise AffectTrackError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+        check_settings(self)
 
 
 def explain(path: Path | None, out: Path, *, frame: int | None = None, store: Path | None = None,

@@ -143,10 +143,7 @@ def load_model_file(path: Path, kind: Kind) -> tuple[nn.Module, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, f"{kind} model file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise InputError(path, f"not a readable model file ({str(exc).splitlines()[0]})") from None
+    payload = load_weights_only(path, "a readable model file")
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FILE_FORMAT:
         raise InputError(path, "not an affecttrack model file (use the frame_model.pt / "
                                "sequence_model.pt written by training)")
@@ -155,6 +152,25 @@ def load_model_file(path: Path, kind: Kind) -> tuple[nn.Module, dict[str, Any]]:
     model = model_from_entry(payload, path)
     info = {key: value for key, value in payload.items() if key != "state_dict"}
     return model, info
+
+
+def load_weights_only(path: Path, what: str, hint: str = "") -> Any:
+    """What `torch.save` wrote into `path`, read with `weights_only=True`; a file that cannot be
+    read so is one line in our words, "{path}: not {what}: {reason}[; {hint}]". PyTorch's own
+    messages advise retrying with weights_only=False, which would run whatever code the file
+    carries, so they are never passed on."""
+    def refuse(reason: str) -> InputError:
+        return InputError(path, f"not {what}: {reason}" + (f"; {hint}" if hint else ""))
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise refuse("it holds Python objects whose loading could run code, so it is not "
+                     "opened") from None
+    except OSError as exc:
+        raise refuse(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except Exception:  # a damaged file raises RuntimeError, EOFError, KeyError, ... from torch
+        raise refuse("the file is truncated or damaged") from None
 
 
 def model_from_entry(entry: dict[str, Any], source: Path) -> nn.Module:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from affecttrack.config import SEED_MAX, check_settings, setting
 from affecttrack.data.store import FaceStore
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.evaluation.classification import (
@@ -79,17 +80,15 @@ class ClassificationConfig:
 
     store: str | None = None
     test_store: str | None = None
-    protocol: str = "holdout"
-    folds: int = 10
-    holdout_fraction: float = 0.1
-    val_fraction: float = 0.1
-    seed: int = 0
+    protocol: str = setting("holdout", choices=PROTOCOLS)
+    folds: int = setting(10, minimum=2)
+    holdout_fraction: float = setting(0.1, above=0, below=1)
+    val_fraction: float = setting(0.1, minimum=0, below=1)
+    seed: int = setting(0, minimum=0, maximum=SEED_MAX)
     frame: FrameTrainConfig = field(default_factory=classification_frame_config)
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise AffectTrackError(f"unknown protocol {self.protocol!r}; expected one of "
-                                   f"{', '.join(PROTOCOLS)}")
+        check_settings(self)
         if (self.protocol == "cross") != (self.test_store is not None):
             raise AffectTrackError("test_store is needed by the cross protocol, and only by it")
         if self.protocol == "cross" and self.val_fraction <= 0:

@@ -30,6 +30,7 @@ from affecttrack.pipeline.experiment import (
 from affecttrack.synth import SynthConfig, synthesize
 from affecttrack.training.frame import FrameTrainConfig
 from affecttrack.training.sequence import SequenceTrainConfig
+from affecttrack.training.trainer import discard_unfinished_runs
 
 
 def demo_frame_config() -> FrameTrainConfig:
@@ -60,12 +61,16 @@ class DemoConfig:
 
 
 def run_demo(out: Path = Path("affecttrack-demo"), config: DemoConfig | None = None,
-             console: Console | None = None) -> dict[str, Any]:
-    """Run (or resume) the demo under `out`; returns the evaluation metrics."""
+             console: Console | None = None, restart: bool = False) -> dict[str, Any]:
+    """Run (or resume) the demo under `out`; returns the evaluation metrics. `restart`
+    discards its unfinished training runs first, to start them over."""
     config = config or DemoConfig()
     console = console or Console()
     out = Path(out)
     console.print(f"[bold]affecttrack demo[/bold] -> {out.resolve()}")
+    if restart:
+        for run in discard_unfinished_runs(out):
+            console.print(f"discarded the unfinished training in {run}", highlight=False)
     console.print("Optimiser: Adam (frame model lr 1e-3 after 100 warm-up steps, batch 64) instead of the paper's SGD "
                   "(lr 0.01, batch 128), which barely starts learning within the demo's "
                   "few-minute budget on a CPU.")

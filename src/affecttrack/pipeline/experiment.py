@@ -15,8 +15,9 @@ from typing import Any
 
 from rich.console import Console
 
+from affecttrack.config import check_settings, setting
 from affecttrack.data.sources.registry import prepare
-from affecttrack.data.store import FaceStore, describe_store
+from affecttrack.data.store import SPLITS, FaceStore, describe_store
 from affecttrack.evaluation.report import write_evaluation
 from affecttrack.features.extract import extract_features
 from affecttrack.features.store import FeatureStore
@@ -35,8 +36,11 @@ from affecttrack.training.sequence import (
 class EvaluationConfig:
     """How predictions are compared: the split, and the smoothing baseline's window in frames."""
 
-    split: str = "val"
-    smoothing_window: int = 15
+    split: str = setting("val", choices=SPLITS)
+    smoothing_window: int = setting(15, minimum=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass

@@ -36,8 +36,9 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from affecttrack.config import SEED_MAX, check_settings, setting
 from affecttrack.data.sources.registry import prepare
-from affecttrack.data.store import FaceStore, describe_store
+from affecttrack.data.store import SPLITS, FaceStore, describe_store
 from affecttrack.errors import AffectTrackError
 from affecttrack.evaluation.action_units import action_unit_metrics
 from affecttrack.evaluation.classification import classification_metrics, mean_std
@@ -78,27 +79,25 @@ class MultitaskConfig:
 
     root: str | None = None
     store: str | None = None
-    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    test_split: str = "val"
-    val_fraction: float = 0.1
-    split_seed: int = 0
-    sequence_variants: list[str] = field(default_factory=list)
+    variants: list[str] = setting(factory=lambda: list(DEFAULT_VARIANTS), choices=VARIANTS)
+    seeds: list[int] = setting(factory=lambda: [0, 1, 2], minimum=0, maximum=SEED_MAX)
+    test_split: str = setting("val", choices=SPLITS)
+    val_fraction: float = setting(0.1, above=0, below=1)
+    split_seed: int = setting(0, minimum=0, maximum=SEED_MAX)
+    sequence_variants: list[str] = setting(factory=list, choices=SEQUENCE_VARIANTS)
     frame: FrameTrainConfig = field(default_factory=FrameTrainConfig)
     sequence: SequenceTrainConfig = field(default_factory=SequenceTrainConfig)
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.variants if name not in VARIANTS]
-        if unknown or not self.variants:
-            raise AffectTrackError(f"multitask variants must be among {', '.join(VARIANTS)}; "
-                                   f"got {self.variants}")
-        wrong = [name for name in self.sequence_variants
-                 if name not in SEQUENCE_VARIANTS or name not in self.variants]
+        check_settings(self)
+        for name in ("variants", "seeds"):
+            if not getattr(self, name):
+                raise AffectTrackError(f"config section 'multitask': {name} must list at least "
+                                       "one")
+        wrong = [name for name in self.sequence_variants if name not in self.variants]
         if wrong:
-            raise AffectTrackError(f"multitask sequence_variants must be among the variants run "
-                                   f"and among {', '.join(SEQUENCE_VARIANTS)}; got {wrong}")
-        if not self.seeds:
-            raise AffectTrackError("config section 'multitask': seeds must list at least one")
+            raise AffectTrackError(f"multitask sequence_variants must be among the variants run; "
+                                   f"got {wrong}")
 
 
 @dataclass(frozen=True)

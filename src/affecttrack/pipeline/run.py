@@ -25,12 +25,19 @@ from typing import Any
 
 from rich.console import Console
 
-from affecttrack.config import apply_overrides, configure, read_config_file
+from affecttrack.config import (
+    apply_overrides,
+    check_settings,
+    configure,
+    read_config_file,
+)
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.evaluation.tables import metrics_table
 from affecttrack.pipeline.classification import ClassificationConfig, run_classification
 from affecttrack.pipeline.experiment import VAExperimentConfig, run_va_experiment
 from affecttrack.pipeline.multitask import MultitaskConfig, run_multitask
+from affecttrack.runinfo import check_out_folder
+from affecttrack.training.trainer import discard_unfinished_runs
 
 
 @dataclass
@@ -38,6 +45,9 @@ class VADataConfig:
     """Where a valence/arousal experiment's data lies: an Aff-Wild2-layout tree."""
 
     root: str | None = None
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 Sections = dict[str, Any]
@@ -149,11 +159,16 @@ def load_experiment(config_file: Path, overrides: Sequence[str] = ()) -> tuple[s
 
 
 def run_experiment(config_file: Path, out: Path | None = None, overrides: Sequence[str] = (),
-                   console: Console | None = None) -> str:
+                   console: Console | None = None, restart: bool = False) -> str:
     """Run (or resume) the experiment a config file describes, under `out` (default
-    runs/<config name>); returns its results table as markdown."""
+    runs/<config name>); returns its results table as markdown. `restart` discards the
+    unfinished training runs under `out` first, to start them over."""
     config_file = Path(config_file)
     kind, config = load_experiment(config_file, overrides)
-    out = Path(out) if out is not None else Path("runs") / config_file.stem
-    return EXPERIMENTS[kind].run(config, out, console or Console())
+    out = check_out_folder(Path(out) if out is not None else Path("runs") / config_file.stem)
+    console = console or Console()
+    if restart:
+        for run in discard_unfinished_runs(out):
+            console.print(f"discarded the unfinished training in {run}", highlight=False)
+    return EXPERIMENTS[kind].run(config, out, console)
 

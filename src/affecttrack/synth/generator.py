@@ -39,8 +39,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from affecttrack.config import SEED_MAX, check_settings, setting
 from affecttrack.data.video_frames import open_video_writer
-from affecttrack.errors import AffectTrackError, InputError
+from affecttrack.errors import InputError
 from affecttrack.labels import (
     ACTION_UNITS_2020,
     AFFWILD2_EXPRESSIONS,
@@ -85,47 +86,33 @@ _CROP_FACE_UNITS = 2.45  # face units across an aligned crop: the face fills it,
 class SynthConfig:
     """What to generate. The nuisance strengths set how ambiguous a single frame is."""
 
-    seed: int = 0
-    train_videos: int = 40
-    val_videos: int = 10
-    frames_per_video: int = 300
-    full_frame_videos: int = 2
-    full_frame_size: tuple[int, int] = (640, 360)
-    fps: int = 30
-    crop_size: int = 112
-    jpeg_quality: int = 90
-    expression_jitter: float = 0.3  # sd, in valence/arousal units, of each frame's expression
-    occlusion_rate: float = 0.25  # fraction of frames with a hand or object over the face
-    blur_rate: float = 0.35  # fraction of frames with motion blur
-    layouts: tuple[str, ...] = ()  # photo datasets to add: "ckplus", "ckplus48", "jaffe"
-    ckplus_subjects: int = 4
-    ckplus_sequences: int = 3  # per subject
-    jaffe_subjects: int = 3  # at most 10
-    jaffe_per_expression: int = 2  # per subject
+    seed: int = setting(0, minimum=0, maximum=SEED_MAX)
+    train_videos: int = setting(40, minimum=1)
+    val_videos: int = setting(10, minimum=1)
+    frames_per_video: int = setting(300, minimum=2)
+    full_frame_videos: int = setting(2, minimum=0)
+    full_frame_size: tuple[int, int] = setting(
+        (640, 360), minimum=64, test=lambda size: all(side % 2 == 0 for side in size),
+        expected="two even integers >= 64 (width, height)")
+    fps: int = setting(30, minimum=1)
+    crop_size: int = setting(112, minimum=32)
+    jpeg_quality: int = setting(90, minimum=1, maximum=100)
+    # sd, in valence/arousal units, of each frame's expression
+    expression_jitter: float = setting(0.3, minimum=0)
+    occlusion_rate: float = setting(0.25, minimum=0, below=1)  # frames with a hand or object
+    blur_rate: float = setting(0.35, minimum=0, below=1)  # fraction of frames with motion blur
+    layouts: tuple[str, ...] = setting((), choices=LAYOUTS)  # photo datasets to add
+    ckplus_subjects: int = setting(4, minimum=1)
+    ckplus_sequences: int = setting(3, minimum=1)  # per subject
+    jaffe_subjects: int = setting(3, minimum=1, maximum=10)
+    jaffe_per_expression: int = setting(2, minimum=1)  # per subject
 
     def __post_init__(self) -> None:
-        self.full_frame_size = tuple(self.full_frame_size)  # YAML and JSON give lists
-        self.layouts = tuple(self.layouts)
-        problems = []
-        if self.train_videos < 1 or self.val_videos < 1:
-            problems.append("train_videos and val_videos must be at least 1")
-        if self.frames_per_video < 2 or self.full_frame_videos < 0 or self.fps < 1:
-            problems.append("frames_per_video >= 2, full_frame_videos >= 0 and fps >= 1 needed")
-        if len(self.full_frame_size) != 2 or any(s < 64 or s % 2 for s in self.full_frame_size):
-            problems.append("full_frame_size must be two even sizes of at least 64 pixels")
-        if self.crop_size < 32 or not 1 <= self.jpeg_quality <= 100:
-            problems.append("crop_size >= 32 and jpeg_quality in 1..100 needed")
-        if self.expression_jitter < 0 or not (0 <= self.occlusion_rate < 1
-                                              and 0 <= self.blur_rate < 1):
-            problems.append("expression_jitter >= 0 and occlusion/blur rates in [0, 1) needed")
-        unknown = sorted(set(self.layouts) - set(LAYOUTS))
-        if unknown:
-            problems.append(f"unknown layout(s) {', '.join(unknown)}; known: {', '.join(LAYOUTS)}")
-        if min(self.ckplus_subjects, self.ckplus_sequences, self.jaffe_subjects,
-               self.jaffe_per_expression) < 1 or self.jaffe_subjects > 10:
-            problems.append("photo layout counts must be at least 1 (jaffe_subjects at most 10)")
-        if problems:
-            raise AffectTrackError("synthetic data config: " + "; ".join(problems))
+        if isinstance(self.full_frame_size, list):  # YAML and JSON give lists
+            self.full_frame_size = tuple(self.full_frame_size)
+        if isinstance(self.layouts, list):
+            self.layouts = tuple(self.layouts)
+        check_settings(self)
 
 
 @dataclass(frozen=True)

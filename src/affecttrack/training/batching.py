@@ -9,11 +9,14 @@ under Lightning's distributed samplers), so the collate function only has to pas
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from affecttrack.training.resume import ResumableLoader, ShuffleSampler
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -40,15 +43,26 @@ class BatchDataset(Dataset, ABC):
         x, y = self.batch(np.asarray([index], dtype=np.int64))
         return x[0], y[0]
 
+    def state_dict(self) -> dict[str, Any]:
+        """The dataset's own randomness (none here), saved with a training checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()`, when an interrupted run resumes."""
+
     def loader(self, batch_size: int, *, train: bool, num_workers: int = 0) -> DataLoader:
         """Shuffled batches for training (a last batch too small to score is dropped), else ordered.
 
         CCC over a batch of one or two samples is meaningless, hence dropping the ragged last
-        training batch whenever there is more than one batch.
+        training batch whenever there is more than one batch. The training loader is resumable
+        (`affecttrack.training.resume`); its batches are those of `shuffle=True`.
         """
-        return DataLoader(self, batch_size=batch_size, shuffle=train,
-                          drop_last=train and len(self) > batch_size, num_workers=num_workers,
-                          collate_fn=keep_batch, persistent_workers=num_workers > 0)
+        options = {"batch_size": batch_size, "num_workers": num_workers, "collate_fn": keep_batch,
+                   "persistent_workers": num_workers > 0}
+        if not train:
+            return DataLoader(self, **options)
+        return ResumableLoader(self, sampler=ShuffleSampler(self),
+                               drop_last=len(self) > batch_size, **options)
 
 
 class TrainValDataModule(L.LightningDataModule):

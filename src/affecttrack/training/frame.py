@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from affecttrack.config import setting
+from affecttrack.data.balance import SUBSETS
 from affecttrack.errors import AffectTrackError
+from affecttrack.models.losses import VA_LOSSES
 from affecttrack.models.precision import channels_last_for, choose_precision
 from affecttrack.models.registry import (
+    FRAME_MODELS,
     create_frame_model,
     frame_head_sizes,
     save_model_file,
@@ -37,13 +41,19 @@ from affecttrack.training.frame_data import (
     labelled_frames,
 )
 from affecttrack.training.module import TaskModule
-from affecttrack.training.tasks import CombinedTask, ExpressionTask, Task, make_task
+from affecttrack.training.tasks import (
+    TASKS,
+    CombinedTask,
+    ExpressionTask,
+    Task,
+    make_task,
+)
 from affecttrack.training.trainer import (
     RunConfig,
     TrainResult,
     build_trainer,
-    check_resumable,
     fit_and_finish,
+    prepare_run,
 )
 
 if TYPE_CHECKING:
@@ -71,16 +81,16 @@ class FrameTrainConfig(RunConfig):
     `val_max_frames` caps validation to a fixed, seeded random subset of frames.
     """
 
-    model: str = "cnn_va"
-    task: str = "va"
-    loss: str = "ccc"
-    balance: str = "subset3"
-    class_balance: str = "none"
+    model: str = setting("cnn_va", choices=FRAME_MODELS)
+    task: str = setting("va", choices=TASKS)
+    loss: str = setting("ccc", choices=VA_LOSSES)
+    balance: str = setting("subset3", choices=SUBSETS)
+    class_balance: str = setting("none", choices=CLASS_BALANCES)
     augment: bool = True
-    val_max_frames: int | None = None
-    va_weight: float = 1.0
-    expression_weight: float = 1.0
-    au_weight: float = 1.0
+    val_max_frames: int | None = setting(None, minimum=1)
+    va_weight: float = setting(1.0, minimum=0)
+    expression_weight: float = setting(1.0, minimum=0)
+    au_weight: float = setting(1.0, minimum=0)
     optimizer: str = "sgd"
     lr: float = 0.01
     weight_decay: float = 1e-4
@@ -88,9 +98,7 @@ class FrameTrainConfig(RunConfig):
     batch_size: int = 128
 
     def __post_init__(self) -> None:
-        if self.class_balance not in CLASS_BALANCES:
-            raise AffectTrackError(f"unknown class_balance {self.class_balance!r}; expected one "
-                                   f"of {', '.join(CLASS_BALANCES)}")
+        super().__post_init__()
         if self.class_balance != "none" and self.task == "va":
             raise AffectTrackError(f"class_balance {self.class_balance!r} applies to the "
                                    "expression and combined tasks only; use balance for "
@@ -125,19 +133,20 @@ class FrameModule(TaskModule):
 
 def train_frame_model(store: FaceStore, out: Path, config: FrameTrainConfig | None = None,
                       progress: bool = True, *, train_frames: pd.DataFrame | None = None,
-                      val_frames: pd.DataFrame | None = None) -> TrainResult:
+                      val_frames: pd.DataFrame | None = None,
+                      restart: bool = False) -> TrainResult:
     """Train (or resume, or return the finished) frame model in `out`.
 
     Training and validation frames come from the store's `split` column ("train", "val") unless
     `train_frames` and `val_frames` (rows of `store.index`, e.g. from a subject-independent
-    protocol) are given.
+    protocol) are given. `restart` discards an unfinished run in `out` and starts it over.
     """
     config = config or FrameTrainConfig()
     out = Path(out)
     finished = TrainResult.read(out)
     if finished is not None:
         return finished
-    check_resumable(out, config)
+    resume = prepare_run(out, config, restart)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule, summary = _frame_data(store, config, train_frames, val_frames)
@@ -165,7 +174,7 @@ def train_frame_model(store: FaceStore, out: Path, config: FrameTrainConfig | No
                                    **({"action_units": summary["action_units"]}
                                       if "action_units" in summary else {})})
 
-    return fit_and_finish(trainer, module, datamodule, out, export)
+    return fit_and_finish(trainer, module, datamodule, out, export, resume)
 
 
 def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.DataFrame | None,

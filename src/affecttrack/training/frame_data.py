@@ -16,7 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from affecttrack.data.augment import training_augmentation
+from affecttrack.data.augment import (
+    augmentation_state,
+    set_augmentation_state,
+    training_augmentation,
+)
 from affecttrack.data.balance import balance_mask
 from affecttrack.errors import AffectTrackError
 from affecttrack.models.cnn import faces_to_input
@@ -145,6 +149,16 @@ class FaceFrames(BatchDataset):
         x = faces_to_input(images)
         y = torch.from_numpy(self.frames.targets[indices[order]])
         return x, y
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the augmentations had got to, once any was drawn."""
+        if self._augmentation is None:
+            return {}
+        return {"augmentation": augmentation_state(self._augmentation)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "augmentation" in state:
+            set_augmentation_state(self._augment(), state["augmentation"])
 
     def _memmap(self) -> np.ndarray:
         if self._faces is None:

@@ -17,6 +17,7 @@ from affecttrack.errors import AffectTrackError
 from affecttrack.training.batching import Batch
 from affecttrack.training.optim import OPTIMIZERS, optimizer_config
 from affecttrack.training.tasks import Task
+from affecttrack.training.trainer import RESTART_HINT
 
 
 class TaskModule(L.LightningModule):
@@ -41,9 +42,19 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = self.task.loss(self.outputs(x), y)
+        self._check_finite(loss)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=len(y), sync_dist=True)
         return loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop at the first non-finite loss: the weights are lost from there on, and a run that
+        went on would export (and bundle) a broken model."""
+        if not torch.isfinite(loss):
+            raise AffectTrackError(
+                f"{self.trainer.default_root_dir}: the training loss is {loss.item()} at step "
+                f"{self.global_step + 1}, so training stopped without writing a model; lower lr "
+                f"(now {self._optim['lr']}) and {RESTART_HINT}")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch

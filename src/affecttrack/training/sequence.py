@@ -21,10 +21,13 @@ import lightning as L
 import numpy as np
 import torch
 
+from affecttrack.config import setting
 from affecttrack.data.sequences import TARGETS
 from affecttrack.errors import AffectTrackError
+from affecttrack.models.losses import VA_LOSSES
 from affecttrack.models.precision import choose_precision
 from affecttrack.models.registry import (
+    SEQUENCE_MODELS,
     create_sequence_model,
     save_model_file,
 )
@@ -37,8 +40,8 @@ from affecttrack.training.trainer import (
     RunConfig,
     TrainResult,
     build_trainer,
-    check_resumable,
     fit_and_finish,
+    prepare_run,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "sequence_model.pt"
 SEQUENCE_TASKS = ("va", "combined")
+SEQUENCE_HEADS = ("va", "expression", "au")
 
 
 @dataclass
@@ -57,14 +61,14 @@ class SequenceTrainConfig(RunConfig):
     expression and au (default: every kind of label the store's train split has).
     """
 
-    model: str = "gru3"
-    task: str = "va"
-    heads: list[str] | None = None
-    window: int = 100
-    stride: int = 10
-    target: str = "many_to_many"
-    loss: str = "ccc"
-    input_dropout: float = 0.3
+    model: str = setting("gru3", choices=SEQUENCE_MODELS)
+    task: str = setting("va", choices=SEQUENCE_TASKS)
+    heads: list[str] | None = setting(None, choices=SEQUENCE_HEADS)
+    window: int = setting(100, minimum=1)
+    stride: int = setting(10, minimum=1)
+    target: str = setting("many_to_many", choices=TARGETS)
+    loss: str = setting("ccc", choices=VA_LOSSES)
+    input_dropout: float = setting(0.3, minimum=0, below=1)
     optimizer: str = "adam"
     lr: float = 1e-3
     batch_size: int = 256
@@ -103,15 +107,16 @@ class SequenceModule(TaskModule):
 
 def train_sequence_model(store: FaceStore, features: FeatureStore, out: Path,
                          config: SequenceTrainConfig | None = None,
-                         progress: bool = True) -> TrainResult:
-    """Train (or resume, or return the finished) sequence model in `out`."""
+                         progress: bool = True, *, restart: bool = False) -> TrainResult:
+    """Train (or resume, or return the finished) sequence model in `out`; `restart` discards
+    an unfinished run there and starts it over."""
     config = config or SequenceTrainConfig()
     out = Path(out)
     finished = TrainResult.read(out)
     if finished is not None:
         return finished
-    check_resumable(out, config)
     features.require_rows(store.faces.shape[0], store.path)
+    resume = prepare_run(out, config, restart)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
     heads = sequence_heads(store, config.task, config.heads)
@@ -138,7 +143,7 @@ def train_sequence_model(store: FaceStore, features: FeatureStore, out: Path,
                                          "action_units": list(store.action_units)}
                                         if config.task == "combined" else {})})
 
-    return fit_and_finish(trainer, module, datamodule, out, export)
+    return fit_and_finish(trainer, module, datamodule, out, export, resume)
 
 
 def sequence_heads(store: FaceStore, task: str,
@@ -148,7 +153,7 @@ def sequence_heads(store: FaceStore, task: str,
     split labels, in that order (a head with no label to learn from would never be scored)."""
     if task != "combined":
         return {"va": 2}
-    unknown = sorted(set(wanted or ()) - {"va", "expression", "au"})
+    unknown = sorted(set(wanted or ()) - set(SEQUENCE_HEADS))
     if unknown:
         raise AffectTrackError(f"unknown sequence head(s) {', '.join(unknown)}; expected va, "
                                "expression or au")

@@ -5,7 +5,10 @@ model file for the later stages, TensorBoard logs (`tensorboard/`), CSV logs (on
 `csv/version_<k>/metrics.csv` per session), `run.json` and, once finished, `done.json`. Calling a
 training function again on the same folder returns the finished result at once, or resumes from
 `last.ckpt` when the run was interrupted; a folder holding a run with a different configuration is
-refused rather than silently mixed.
+refused rather than silently mixed. A resumed run ends with the weights the uninterrupted one would
+have had (`affecttrack.training.resume`). Checkpoints are written under a temporary name and
+renamed, so a killed run keeps its previous one; an unreadable or older-format `last.ckpt` is
+refused in one line, and `restart=True` (`--restart`) discards an unfinished run to start it over.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -31,13 +35,21 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
 
+from affecttrack.config import SEED_MAX, check_settings, setting
 from affecttrack.errors import AffectTrackError, InputError
-from affecttrack.runinfo import to_jsonable, write_json_atomic
+from affecttrack.models.precision import PRECISIONS
+from affecttrack.runinfo import atomic_path, to_jsonable, write_json_atomic
+from affecttrack.training.optim import OPTIMIZERS
+from affecttrack.training.resume import resumable_state
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 DONE_FILE = "done.json"
+# What a run writes while it trains; `restart` discards them (run.json is rewritten at the start).
+UNFINISHED_OUTPUTS = (CHECKPOINT_DIR, "tensorboard", "csv")
+RESTART_HINT = "start the run over with --restart (restart=True)"
 # Budgets may grow between an interrupted run and its resumption; nothing else may change (early
 # stopping's patience is restored from the checkpoint, so it is not among them).
 RESUMABLE_CHANGES = frozenset({"max_epochs", "max_steps", "max_time_s", "num_workers"})
@@ -52,24 +64,29 @@ class RunConfig:
     budget ends with a validation so that the exported model is the best one seen.
     """
 
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    keras_decay: float = 0.0
-    warmup_steps: int = 0
-    batch_size: int = 128
-    max_epochs: int = 100
-    max_steps: int = -1
-    max_time_s: float | None = None
-    patience: int = 10
-    val_check_interval: int | float | None = None
-    precision: str = "auto"
-    seed: int = 0
-    num_workers: int = 0
+    optimizer: str = setting("sgd", choices=OPTIMIZERS)
+    lr: float = setting(0.01, minimum=0)
+    momentum: float = setting(0.9, minimum=0, below=1)
+    weight_decay: float = setting(0.0, minimum=0)
+    keras_decay: float = setting(0.0, minimum=0)
+    warmup_steps: int = setting(0, minimum=0)
+    batch_size: int = setting(128, minimum=1)
+    max_epochs: int = setting(100, minimum=1, also=(-1,))   # -1: no limit
+    max_steps: int = setting(-1, minimum=1, also=(-1,))
+    max_time_s: float | None = setting(None, above=0)
+    patience: int = setting(10, minimum=0)
+    val_check_interval: int | float | None = setting(
+        None, test=lambda v: v >= 1 if isinstance(v, int) else 0 < v <= 1,
+        expected="an integer >= 1 (steps), a fraction of an epoch in (0, 1], or null")
+    precision: str = setting("auto", choices=("auto", *PRECISIONS))
+    seed: int = setting(0, minimum=0, maximum=SEED_MAX)
+    num_workers: int = setting(0, minimum=0)
     accelerator: str = "auto"
-    devices: int = 1
+    devices: int = setting(1, minimum=1, also=(-1,))   # -1: every device
     strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)
@@ -111,7 +128,7 @@ class TrainResult:
 
     def write(self) -> None:
         data = asdict(self)
-        data["best_score"] = None if math.isnan(self.best_score) else self.best_score
+        data["best_score"] = self.best_score if math.isfinite(self.best_score) else None
         write_json_atomic(self.out_dir / DONE_FILE, data)
 
 
@@ -148,6 +165,67 @@ class SaveLast(Checkpoint):
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             trainer.save_checkpoint(self.path, weights_only=False)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files written under a temporary name and renamed: a run killed
+    while saving keeps its previous checkpoint instead of a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        with atomic_path(Path(path)) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+def prepare_run(out: Path, config: RunConfig, restart: bool = False) -> Path | None:
+    """The checkpoint an unfinished run in `out` resumes from (None: start afresh), checked
+    before any work; with `restart` the unfinished run is discarded instead."""
+    if restart:
+        discard_unfinished(out)
+        return None
+    check_resumable(out, config)
+    return resume_checkpoint(out)
+
+
+def resume_checkpoint(out: Path) -> Path | None:
+    """`last.ckpt` of the run in `out` if there is one, refused in one line when it cannot be
+    read or predates exact resumption (resuming it would silently train on other batches)."""
+    last = Path(out) / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if not last.is_file():
+        return None
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a damaged file
+        problem = ("empty" if last.stat().st_size == 0
+                   else f"truncated or corrupt: {type(exc).__name__}")
+        raise InputError(last, f"unreadable checkpoint ({problem}); {RESTART_HINT}") from None
+    if not resumable_state(state):
+        raise InputError(last, "checkpoint of an older affecttrack that did not record the data "
+                               "order and random state, so it cannot resume exactly; "
+                               + RESTART_HINT)
+    return last
+
+
+def discard_unfinished(out: Path) -> None:
+    """Delete what an unfinished run in `out` has written while training; a finished one (with
+    done.json) is never touched."""
+    out = Path(out)
+    if (out / DONE_FILE).is_file():
+        return
+    for name in UNFINISHED_OUTPUTS:
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def discard_unfinished_runs(root: Path) -> list[Path]:
+    """`discard_unfinished` for every unfinished training run below `root` (the pipelines'
+    `--restart`): a folder with run.json and Lightning checkpoints but no done.json. Returns
+    their folders."""
+    runs = sorted({ckpt.parent.parent for ckpt in Path(root).rglob(f"{CHECKPOINT_DIR}/*.ckpt")
+                   if (ckpt.parent.parent / "run.json").is_file()
+                   and not (ckpt.parent.parent / DONE_FILE).is_file()})
+    for run in runs:
+        discard_unfinished(run)
+    return runs
 
 
 def check_resumable(out: Path, config: RunConfig) -> None:
@@ -210,6 +288,7 @@ def build_trainer(out: Path, *, monitor: str, config: RunConfig, precision: str,
         val_check_interval=val_check_interval,
         check_val_every_n_epoch=None if steps_interval else 1,
         callbacks=callbacks, logger=loggers, log_every_n_steps=10,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress, enable_model_summary=False)
 
 
@@ -222,11 +301,13 @@ def quiet_lightning() -> None:
 
 
 def fit_and_finish(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule,
-                   out_dir: Path, export: Callable[[Path], Path]) -> TrainResult:
-    """Fit (resuming from last.ckpt if there is one), export the best model, write done.json.
+                   out_dir: Path, export: Callable[[Path], Path],
+                   resume: Path | None = None) -> TrainResult:
+    """Fit (resuming from `resume`, see `prepare_run`), export the best model, write done.json.
 
     `export(checkpoint)` writes the plain model file from a Lightning checkpoint. Should no
-    validation have produced a score, the last weights are exported with a NaN score.
+    validation have produced a score, the last weights are exported with a NaN score; should
+    none have produced a finite one, the weights diverged and nothing is exported.
     """
     out_dir = Path(out_dir)
     last = out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
@@ -238,7 +319,7 @@ def fit_and_finish(trainer: L.Trainer, module: L.LightningModule, datamodule: L.
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.is_file() else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     seconds = time.perf_counter() - start
     if not last.is_file():
         trainer.save_checkpoint(last, weights_only=False)
@@ -249,6 +330,10 @@ def fit_and_finish(trainer: L.Trainer, module: L.LightningModule, datamodule: L.
                 if key.startswith("ModelCheckpoint"))
     checkpoint = Path(best["best_model_path"]) if best["best_model_path"] else last
     score = best["best_model_score"]
+    if score is not None and not math.isfinite(float(score)):
+        raise AffectTrackError(f"{out_dir}: the best validation {best['monitor']} is {float(score)}"
+                               ": the weights diverged, so no model was written; lower lr and "
+                               + RESTART_HINT)
     model_path = export(checkpoint) if trainer.is_global_zero else Path()
     result = TrainResult(out_dir=out_dir, checkpoint=checkpoint, model_path=model_path,
                          monitor=str(best["monitor"]),

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from affecttrack.data.groups import (
+    MAX_FRAME,
     Crop,
     FaceGroup,
     ImageFiles,
@@ -38,7 +39,7 @@ from affecttrack.data.groups import (
     SourceScan,
     label_table,
 )
-from affecttrack.data.images import load_cropped
+from affecttrack.data.images import cropped_loader
 from affecttrack.data.store import build_store
 from affecttrack.errors import InputError
 from affecttrack.labels import (
@@ -331,7 +332,7 @@ def _frame_files(folder: Path) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
                        if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file())
     for name in names:
         stem = name.rsplit(".", 1)[0]
-        if not stem.isdigit():
+        if not (stem.isdecimal() and int(stem) <= MAX_FRAME):
             problems.append(Problem("bad_frame_name", folder / name,
                                     "image name is not a frame number; image skipped"))
         elif int(stem) in numbered:
@@ -418,8 +419,11 @@ def scan_affwild2(root: Path) -> AffWild2Scan:
     return scan
 
 
-def prepare_affwild2(root: Path, out: Path, *, progress: bool = True,
-                     workers: int = 1) -> dict[str, Any]:
-    """Aff-Wild2 tree -> face store in `out` (already aligned crops: no detection). Resumable."""
-    return build_store(lambda: scan_affwild2(root).source_scan(load_cropped), out,
+def prepare_affwild2(root: Path, out: Path, *, max_pixels: int | None = None,
+                     progress: bool = True, workers: int = 1) -> dict[str, Any]:
+    """Aff-Wild2 tree -> face store in `out` (already aligned crops: no detection). Resumable.
+
+    Images over `max_pixels` (None: `images.MAX_PIXELS`) are skipped unread."""
+    load = cropped_loader(max_pixels)
+    return build_store(lambda: scan_affwild2(root).source_scan(load), out,
                        progress=progress, workers=workers)

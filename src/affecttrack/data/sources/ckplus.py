@@ -34,7 +34,7 @@ from affecttrack.data.groups import (
     label_table,
     numbered_stem,
 )
-from affecttrack.data.images import FaceFinder, is_image, load_cropped
+from affecttrack.data.images import FaceFinder, cropped_loader, is_image, load_cropped
 from affecttrack.data.sources.photos import Photo, photo_groups
 from affecttrack.data.store import build_store
 from affecttrack.errors import InputError
@@ -77,7 +77,7 @@ def read_emotion_file(path: Path) -> int | Problem:
         value = float(text)
     except ValueError:
         value = None
-    if value is None or value != int(value) or not 1 <= value < len(CKPLUS_EXPRESSIONS):
+    if value is None or not value.is_integer() or not 1 <= value < len(CKPLUS_EXPRESSIONS):
         return Problem("bad_label", path, f"emotion file holds {text[:40]!r}, expected one number "
                                           f"1-{len(CKPLUS_EXPRESSIONS) - 1} such as "
                                           "3.0000000e+00; sequence skipped")
@@ -186,17 +186,19 @@ def scan_ckplus48(root: Path,
 
 
 def prepare_ckplus(root: Path, out: Path, *, detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
-                   progress: bool = True, workers: int = 1) -> dict[str, Any]:
+                   max_pixels: int | None = None, progress: bool = True,
+                   workers: int = 1) -> dict[str, Any]:
     """CK+ (full tree, with face detection) or CK+48 (cropped) -> face store in `out`.
 
     Which layout `root` holds is detected; every group gets split "train" (CK+ has no split of its
-    own: classification protocols split by subject later). Resumable like every prepare.
+    own: classification protocols split by subject later). Images over `max_pixels` (None:
+    `images.MAX_PIXELS`) are skipped unread. Resumable like every prepare.
     """
     def scan() -> SourceScan:
         layout, folder = ckplus_layout(root)
         if layout == "ck48":
-            return scan_ckplus48(folder)
-        return scan_ckplus(folder, FaceFinder(detector, margin))
+            return scan_ckplus48(folder, cropped_loader(max_pixels))
+        return scan_ckplus(folder, FaceFinder(detector, margin, max_pixels))
 
     return build_store(scan, out, progress=progress, workers=workers)
 

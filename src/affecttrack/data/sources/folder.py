@@ -25,7 +25,7 @@ import pandas as pd
 
 from affecttrack.data.detect import DEFAULT_DETECTOR
 from affecttrack.data.groups import Crop, Problem, SourceScan, numbered_stem
-from affecttrack.data.images import FaceFinder, is_image, load_cropped
+from affecttrack.data.images import FaceFinder, cropped_loader, is_file, is_image
 from affecttrack.data.sources.label_csv import (
     AROUSAL_COLUMNS,
     LABEL_COLUMNS,
@@ -80,7 +80,7 @@ def _image_base(csv_path: Path, root: Path, paths: list[str]) -> Path:
     candidates = list(dict.fromkeys([csv_path.parent, root, root / "images",
                                      csv_path.parent / "images"]))
     probe = [path for path in paths if path][:_BASE_PROBE_ROWS]
-    return max(candidates, key=lambda base: sum((base / path).is_file() for path in probe))
+    return max(candidates, key=lambda base: sum(is_file(base / path) for path in probe))
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _csv_photos(csv_path: Path, root: Path) -> tuple[list[tuple[Photo, str]], li
             problems.append(Problem(labels[0], csv_path, f"{where}: {labels[1]}; row skipped"))
             continue
         path = base / text
-        if not path.is_file():
+        if not is_file(path):
             problems.append(Problem("missing_file", path, f"named on {csv_path.name} line {line} "
                                                           "but not found; row skipped"))
             continue
@@ -246,15 +246,17 @@ def scan_folder(root: Path, load: Callable[[Path], Crop | Problem], *,
 
 
 def prepare_folder(root: Path, out: Path, *, csv: Path | None = None, detect: bool = True,
-                   detector: str = DEFAULT_DETECTOR, margin: float = 0.1, progress: bool = True,
+                   detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
+                   max_pixels: int | None = None, progress: bool = True,
                    workers: int = 1) -> dict[str, Any]:
     """Class folders or a CSV of labelled images -> face store in `out`. Resumable.
 
     Everything gets split "train" unless the layout says otherwise (train/ val/ test/ folders, a
-    split column): classification protocols split by subject later.
+    split column): classification protocols split by subject later. Images over `max_pixels`
+    (None: `images.MAX_PIXELS`) are skipped unread.
     """
     def scan() -> SourceScan:
-        return scan_folder(root, FaceFinder(detector, margin) if detect else load_cropped,
-                           csv=csv)
+        return scan_folder(root, FaceFinder(detector, margin, max_pixels) if detect
+                           else cropped_loader(max_pixels), csv=csv)
 
     return build_store(scan, out, progress=progress, workers=workers)

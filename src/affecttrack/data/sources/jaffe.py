@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from affecttrack.data.detect import DEFAULT_DETECTOR
-from affecttrack.data.groups import Problem, SourceScan
+from affecttrack.data.groups import MAX_FRAME, Problem, SourceScan
 from affecttrack.data.images import FaceFinder, is_image
 from affecttrack.data.sources.photos import Photo, photo_groups
 from affecttrack.data.store import build_store
@@ -38,6 +38,8 @@ def jaffe_photo(path: Path) -> Photo | Problem:
     if name not in JAFFE_EXPRESSIONS:
         return Problem("unknown_label", path, f"expression code {match['code']!r} is not one of "
                                               f"{', '.join(JAFFE_CODES)}; image skipped")
+    if int(match["number"]) > MAX_FRAME:
+        return Problem("bad_file_name", path, f"image number over {MAX_FRAME}; image skipped")
     subject = match["subject"].upper()
     return Photo(path, subject, int(match["number"]), subject,
                  expression=JAFFE_EXPRESSIONS.index(name))
@@ -61,7 +63,9 @@ def scan_jaffe(root: Path, load: FaceFinder) -> SourceScan:
 
 
 def prepare_jaffe(root: Path, out: Path, *, detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
-                  progress: bool = True, workers: int = 1) -> dict[str, Any]:
-    """JAFFE folder -> face store in `out` (faces found by detection). Resumable."""
-    return build_store(lambda: scan_jaffe(root, FaceFinder(detector, margin)), out,
+                  max_pixels: int | None = None, progress: bool = True,
+                  workers: int = 1) -> dict[str, Any]:
+    """JAFFE folder -> face store in `out` (faces found by detection; images over `max_pixels`,
+    None: `images.MAX_PIXELS`, skipped unread). Resumable."""
+    return build_store(lambda: scan_jaffe(root, FaceFinder(detector, margin, max_pixels)), out,
                        progress=progress, workers=workers)

@@ -24,7 +24,8 @@ def find_column(columns: list[str], candidates: tuple[str, ...]) -> str | None:
 
 
 def read_label_csv(path: Path) -> pd.DataFrame:
-    """The CSV as strings (nothing guessed, empty cells as ""); a one-line InputError if unreadable."""
+    """The CSV as strings (nothing guessed, empty cells as ""); a one-line InputError if it
+    cannot be read."""
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:

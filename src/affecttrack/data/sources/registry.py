@@ -44,6 +44,9 @@ CSV = SourceOption("csv", Path | None, None,
                    "ROOT, else class folders).")
 DETECT = SourceOption("detect", bool, True,
                       "Detect faces; --no-detect for images that already are face crops.")
+MAX_PIXELS = SourceOption("max_pixels", int | None, None,
+                          "Skip images of more pixels than this, read from their headers before "
+                          "decoding (default: 50000000, data/images.py's MAX_PIXELS).")
 DETECTION = (DETECTOR, MARGIN, WORKERS)
 
 
@@ -67,16 +70,17 @@ class DataSource:
 SOURCES: dict[str, DataSource] = {source.name: source for source in (
     DataSource("affwild2", "Aff-Wild2 / ABAW tree -> face store (96x96 grey crops + index). "
                            "Resumable.",
-               "affecttrack.data.sources.affwild2:prepare_affwild2",
+               "affecttrack.data.sources.affwild2:prepare_affwild2", (MAX_PIXELS,),
                root_help="Aff-Wild2 root (cropped_aligned/, annotations/)."),
     DataSource("ckplus", "CK+ tree (faces detected) or CK+48 class folders -> face store. "
                          "Resumable.",
-               "affecttrack.data.sources.ckplus:prepare_ckplus", DETECTION),
+               "affecttrack.data.sources.ckplus:prepare_ckplus", (*DETECTION, MAX_PIXELS)),
     DataSource("jaffe", "JAFFE images (KA.AN1.39.tiff ...) -> face store (faces detected). "
                         "Resumable.",
-               "affecttrack.data.sources.jaffe:prepare_jaffe", DETECTION),
+               "affecttrack.data.sources.jaffe:prepare_jaffe", (*DETECTION, MAX_PIXELS)),
     DataSource("folder", "Class folders or a CSV of labelled images -> face store. Resumable.",
-               "affecttrack.data.sources.folder:prepare_folder", (CSV, DETECT, *DETECTION)),
+               "affecttrack.data.sources.folder:prepare_folder",
+               (CSV, DETECT, *DETECTION, MAX_PIXELS)),
     DataSource("videos", "Videos with per-frame CSVs (frame,valence,arousal[,expression]) -> "
                          "face store. Resumable.",
                "affecttrack.data.sources.videos:prepare_videos", DETECTION),

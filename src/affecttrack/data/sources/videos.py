@@ -25,6 +25,7 @@ import pandas as pd
 
 from affecttrack.data.detect import DEFAULT_DETECTOR
 from affecttrack.data.groups import (
+    MAX_FRAME,
     Crop,
     FaceGroup,
     Mapper,
@@ -121,7 +122,7 @@ def _expression_name(text: str) -> str | None:
     names = (*AFFWILD2_EXPRESSIONS, "Other")
     if number == -1:
         return None
-    if number != int(number) or not 0 <= number < len(names):
+    if not number.is_integer() or not 0 <= number < len(names):
         raise ValueError(text)
     return names[int(number)]
 
@@ -152,16 +153,24 @@ def _bad_lines(path: Path, bad: list[int], reason: str) -> Problem:
 
 def _parse_row(row: dict[str, str], line: int, columns: dict[str, str | None]) -> _Row | None:
     """The row's labels; None when its frame or valence/arousal cannot be read."""
-    frame_text = str(row[columns["frame"]]).strip() if columns["frame"] else str(line - 1)
+    frame = _frame_number(str(row[columns["frame"]]).strip() if columns["frame"]
+                          else str(line - 1))
     values = [unit_value(str(row[columns[what]]), what) if columns[what] else math.nan
               for what in ("valence", "arousal")]
-    if not frame_text.isdigit() or int(frame_text) < 1 or any(isinstance(v, str) for v in values):
+    if frame is None or any(isinstance(v, str) for v in values):
         return None
     try:
         name = _expression_name(str(row[columns["expression"]])) if columns["expression"] else None
     except ValueError:
-        return _Row(int(frame_text), float(values[0]), float(values[1]), None, True)
-    return _Row(int(frame_text), float(values[0]), float(values[1]), name, False)
+        return _Row(frame, float(values[0]), float(values[1]), None, True)
+    return _Row(frame, float(values[0]), float(values[1]), name, False)
+
+
+def _frame_number(text: str) -> int | None:
+    """A frame number 1..MAX_FRAME (leading zeros allowed), None for anything else."""
+    digits = text.lstrip("0")
+    number = int(digits) if text.isdecimal() and 0 < len(digits) <= 10 else 0
+    return number if 1 <= number <= MAX_FRAME else None
 
 
 def read_frame_labels(path: Path) -> tuple[_VideoLabels | None, list[Problem]]:
