@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -126,3 +127,13 @@ def write_run_info(out: Path, *, stage: str, config: Any, seed: int | None,
     path = Path(out) / "run.json"
     write_json_atomic(path, info)
     return path
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of the whole file, read a MiB at a time: what identifies a model file or an
+    output exactly as a run wrote it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -8,7 +8,6 @@ row is done, so a complete-looking store is always complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,7 +27,7 @@ from affecttrack.models.precision import (
     choose_precision,
 )
 from affecttrack.models.registry import load_model_file
-from affecttrack.runinfo import write_json_atomic, write_run_info
+from affecttrack.runinfo import file_sha256, write_json_atomic, write_run_info
 
 if TYPE_CHECKING:
     from affecttrack.data.store import FaceStore
@@ -53,7 +52,7 @@ def extract_features(store: FaceStore, model: Path, out: Path,
     rows = store.faces.shape[0]
     if rows == 0:
         raise InputError(store.path, "the face store holds no faces to extract features from")
-    job = {"model_sha256": _sha256(Path(model)), "face_store": str(store.path),
+    job = {"model_sha256": file_sha256(Path(model)), "face_store": str(store.path),
            "rows": rows, "feature_dim": network.num_features}
     start = _resume_point(out, job)
     if start < rows:
@@ -144,11 +143,3 @@ def _finish(out: Path) -> None:
 
 def _is_complete(out: Path) -> bool:
     return all((out / name).is_file() for name in _FILES) and not (out / PROGRESS_FILE).is_file()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

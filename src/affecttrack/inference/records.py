@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from affecttrack.errors import AffectTrackError
+from affecttrack.runinfo import file_sha256
 
 RECORD_FILE = "finished.jsonl"
 LOCK_FILE = ".predict.lock"
 HEAD_TAIL_BYTES = 1 << 20   # hashed at each end of an input: enough to tell files apart, cheap
-_CHUNK = 1 << 20
 
 Report = Callable[[str], None]
 
@@ -111,15 +111,6 @@ def head_tail_sha256(path: Path, size: int = HEAD_TAIL_BYTES) -> str:
             digest.update(handle.read(size))
             handle.seek(length - size)
             digest.update(handle.read(size))
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of the whole file (an output: it must be exactly what its run wrote)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
     return digest.hexdigest()
 
 
