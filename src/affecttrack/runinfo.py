@@ -111,7 +111,7 @@ def check_out_folder(out: Path) -> Path:
 
 def write_run_info(out: Path, *, stage: str, config: Any, seed: int | None,
                    data_summary: dict | None = None) -> Path:
-    """Record config, seed, package versions and a data summary as `out_dir/run.json`."""
+    """Record config, seed, package versions and a data summary as `out/run.json`."""
     info = {
         "stage": stage,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
