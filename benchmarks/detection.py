@@ -34,7 +34,7 @@ from run_benchmarks import machine
 
 from affecttrack.data.detect import DETECTORS, FaceDetector, create_detector
 from affecttrack.errors import AffectTrackError
-from affecttrack.runinfo import package_versions
+from affecttrack.runinfo import package_versions, source_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_VIDEOS = ("WolfgangLanger_Pexels", "woman_talking", "single_face", "smiling_at_phone")
@@ -146,6 +146,7 @@ def report_section(report: dict[str, Any]) -> str:
         "Written by `benchmarks/detection.py` (see its docstring).", "",
         f"- Date: {report['created']}",
         f"- Command: `{report['command']}`",
+        f"- Commit: {report.get('commit') or 'not recorded'}",
         f"- Machine: {cpu['cpu_model']}, {cpu['usable_cores']} usable cores, no GPU",
         f"- Packages: {packages}",
         f"- Rates over every {report['every_nth_frame']}th frame (--quick)"
@@ -175,6 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{name}/{setting}: done", file=sys.stderr, flush=True)
     return {"created": time.strftime("%Y-%m-%d %H:%M %Z"),
             "command": shlex.join([sys.executable, *sys.argv]),
+            "commit": source_commit(),
             "machine": machine(), "opencv_threads": args.threads, "every_nth_frame": every,
             "timing_frames": args.timing_frames,
             "packages": {**package_versions(), "dlib-bin": _version("dlib-bin")},

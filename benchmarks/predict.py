@@ -43,7 +43,7 @@ from affecttrack.data.video_frames import decode_frames, probe_video
 from affecttrack.errors import AffectTrackError
 from affecttrack.inference.bundle import load_bundle, save_bundle
 from affecttrack.models.registry import create_sequence_model
-from affecttrack.runinfo import package_versions
+from affecttrack.runinfo import package_versions, source_commit
 
 HERE = Path(__file__).resolve().parent
 WAYS = ("ours", "reference")
@@ -212,6 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         long = measure_long(args, bundle, work, videos[LONG_SOURCE]["reference"])
     return {"created": time.strftime("%Y-%m-%d %H:%M %Z"),
             "command": shlex.join([sys.executable, *sys.argv]),
+            "commit": source_commit(),
             "machine": machine(), "packages": package_versions(),
             "torch": torch.__version__, "threads": args.threads, "frames_cap": args.frames,
             "reference_budget_s": args.reference_budget_s, "bundle": summary,
@@ -353,6 +354,7 @@ def report_section(report: dict[str, Any]) -> str:
         "Written by `benchmarks/predict.py` (see its docstring).", "",
         f"- Date: {report['created']}",
         f"- Command: `{report['command']}`",
+        f"- Commit: {report.get('commit') or 'not recorded'}",
         (f"- Machine: {cpu['cpu_model']}, {cpu['usable_cores']} usable cores, no GPU; torch "
          f"threads {report['threads']}, OpenCV threads {ours_one['opencv_threads']}"),
         f"- Packages: {packages}",

@@ -207,6 +207,7 @@ def _setup_lines(results: dict[str, Any]) -> list[str]:
     lines = [
         f"- Date: {results['created']}",
         f"- Command: `{results['command']}`",
+        f"- Commit: {results.get('commit') or 'not recorded'}",
         (f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['usable_cores']} usable), "
         f"{m['memory_gb']} GB RAM; {flags}"),
         (f"- Ours: torch {ours['torch_version']} (CPU capability {ours['cpu_capability']}), "

@@ -38,7 +38,12 @@ from report import Row, build_rows, keep_other_sections, markdown_table, results
 from affecttrack.errors import AffectTrackError  # noqa: E402
 from affecttrack.features.extract import extract_features  # noqa: E402
 from affecttrack.models.precision import choose_precision  # noqa: E402
-from affecttrack.runinfo import package_versions, write_json_atomic, write_text_atomic  # noqa: E402
+from affecttrack.runinfo import (  # noqa: E402
+    package_versions,
+    source_commit,
+    write_json_atomic,
+    write_text_atomic,
+)
 from affecttrack.training.frame import FrameTrainConfig  # noqa: E402
 from affecttrack.training.sequence import SequenceTrainConfig  # noqa: E402
 
@@ -240,6 +245,7 @@ def collect(args: argparse.Namespace, phases: list[str], ref_python: Path | None
     return {
         "created": time.strftime("%Y-%m-%d %H:%M %Z"),
         "command": command_line(ref_python),
+        "commit": source_commit(),
         "quick": args.quick, "rounds": args.rounds, "phases": phases,
         "machine": machine(),
         "packages": package_versions(),

@@ -9,13 +9,16 @@ from cli_runner import run_cli
 from affecttrack import __version__
 from affecttrack.errors import InputError
 from affecttrack.inference.bundle import (
-    FORMAT_VERSION,
     Preprocessing,
     load_bundle,
     make_bundle,
 )
 from affecttrack.labels import AFFWILD2_EXPRESSIONS, CKPLUS_EXPRESSIONS
-from affecttrack.models.registry import create_model, save_model_file
+from affecttrack.models.registry import (
+    BUNDLE_FORMAT_VERSION,
+    create_model,
+    save_model_file,
+)
 
 
 def model_file(path, kind, name, seed=0, meta=None, **overrides):
@@ -61,7 +64,7 @@ def test_a_bundle_gives_back_both_networks_labels_and_preprocessing(files, tmp_p
     assert bundle.labels == AFFWILD2_EXPRESSIONS          # 7 classes: Aff-Wild2's by default
     assert bundle.preprocessing == preprocessing
     assert bundle.sequence_target == "many_to_one"
-    assert bundle.meta["format_version"] == FORMAT_VERSION
+    assert bundle.meta["format_version"] == BUNDLE_FORMAT_VERSION
     assert bundle.meta["affecttrack_version"] == __version__
     assert bundle.meta["sequence"]["meta"]["window"] == 100
     assert bundle.meta["sources"]["frame"] == str(frame_path)
@@ -79,6 +82,12 @@ def test_frame_only_bundle_and_named_labels(tmp_path) -> None:
     bundle = load_bundle(tmp_path / "b.pt")
     assert bundle.labels == ("a", "b", "c") and bundle.sequence is None
     assert bundle.sequence_target is None
+    named = ["Happiness", "Neutral", "Surprise"]   # as a model file from training names them
+    path, _ = model_file(tmp_path / "f6.pt", "frame", "cnn_va", heads={"expression": 3},
+                         meta={"expressions": named})
+    assert make_bundle(path, out=tmp_path / "b3.pt").labels == tuple(named)
+    assert make_bundle(path, out=tmp_path / "b4.pt", labels=["x", "y", "z"]).labels == (
+        "x", "y", "z")
 
 
 def test_a_sequence_model_must_read_the_frame_models_features(files, tmp_path) -> None:

@@ -182,6 +182,54 @@ def test_cross_dataset_scores_classes_the_test_store_lacks_as_errors(tmp_path) -
     assert metrics["pooled"]["confusion"]["columns"][-1] == "Contempt"
 
 
+def test_an_ensemble_scores_the_test_faces_by_its_members_mean_probability(store,
+                                                                         tmp_path) -> None:
+    config = ClassificationConfig(store=str(store.path), protocol="holdout",
+                                  holdout_fraction=0.25, folds=3, ensemble=True, test_flip=True,
+                                  frame=FrameTrainConfig(**TINY))
+    out = tmp_path / "ensemble"
+    metrics = run_classification(out, config, progress=False)
+    members = [pd.read_parquet(out / "folds" / f"member_{k:02d}" / "predictions.parquet")
+               for k in (1, 2, 3)]
+    splits = [json.loads((out / "folds" / f"member_{k:02d}" / "split.json").read_text())
+              for k in (1, 2, 3)]
+    # Each member validates on its own third of the 9 training subjects and trains on the rest;
+    # all test the same 3 held-out subjects.
+    assert sorted(sum((split["val"] for split in splits), [])) == sorted(
+        splits[0]["train"] + splits[0]["val"])
+    assert all(split["test"] == splits[0]["test"] for split in splits)
+    columns = [f"p_{k}" for k in range(7)]
+    mean = np.mean([member[columns].to_numpy() for member in members], axis=0)
+    ensemble = pd.read_parquet(out / "predictions.parquet")
+    np.testing.assert_allclose(ensemble[columns].to_numpy(), mean, rtol=1e-6)
+    assert (ensemble["predicted"] == mean.argmax(axis=1)).all()
+    expected = (ensemble["predicted"] == ensemble["expression"]).mean()
+    assert metrics["ensemble"]["accuracy"] == pytest.approx(expected)
+    assert metrics["pooled"] == metrics["ensemble"]
+    table = (out / "table.md").read_text()
+    assert "Ensemble of the 3 members" in table and "flip averaging" in table
+    with pytest.raises(AffectTrackError, match="ensemble applies to the holdout and cross"):
+        ClassificationConfig(store="s", protocol="kfold", ensemble=True)
+
+
+def test_flip_averaging_is_the_mean_of_a_face_and_its_mirror(store, tmp_path) -> None:
+    from affecttrack.features.head_outputs import frame_head_outputs
+    from affecttrack.models.cnn import faces_to_input, head_probabilities
+    from affecttrack.models.registry import load_model_file
+    frames = store.index[store.index["row"] >= 0]
+    result = train_frame_model(store, tmp_path / "m", FrameTrainConfig(**TINY), progress=False,
+                               train_frames=frames[:100], val_frames=frames[100:])
+    rows = np.array([4, 0, 9])
+    flipped = frame_head_outputs(store, result.model_path, rows, flip=True)["expression"]
+    network, _ = load_model_file(result.model_path, "frame")
+    with torch.inference_mode():
+        x = faces_to_input(store.faces[rows])
+        plain = head_probabilities(network(x))["expression"]
+        mirror = head_probabilities(network(x.flip(-1)))["expression"]
+    np.testing.assert_allclose(flipped, ((plain + mirror) / 2).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(flipped, plain.numpy())
+
+
 def test_a_model_whose_classes_do_not_match_the_store_is_refused(tmp_path) -> None:
     ckplus = subjects_store(tmp_path / "ckplus", subjects=4, names=CKPLUS_EXPRESSIONS)
     config = ClassificationConfig(store=str(ckplus.path), frame=FrameTrainConfig(**TINY))

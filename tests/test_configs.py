@@ -12,7 +12,10 @@ from affecttrack.pipeline.classification import ClassificationConfig
 from affecttrack.pipeline.run import EXPERIMENTS, VARunConfig, load_experiment
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-PAPER_CONFIGS = [path for path in CONFIGS if path.stem.startswith(("ckplus", "affwild2"))]
+PAPER_CONFIGS = [path for path in CONFIGS if path.stem.startswith(("ckplus", "affwild2"))
+                 and not path.stem.endswith("_recommended")]
+RECOMMENDED = {"ckplus_kfold_recommended": "ckplus_8class_kfold",
+               "ckplus_to_jaffe_recommended": "ckplus_to_jaffe"}
 
 
 def test_configs_folder_holds_the_papers_experiments() -> None:
@@ -39,6 +42,21 @@ def test_paper_config_loads_with_the_papers_optimiser(path: Path) -> None:
     else:
         assert isinstance(config, VARunConfig)
         assert config.experiment.sequence.window == 100
+
+
+@pytest.mark.parametrize("name", RECOMMENDED)
+def test_a_recommended_config_keeps_its_paper_configs_data_protocol_and_network(name) -> None:
+    """Only the training recipe differs, so the two are compared on the same footing."""
+    folder = Path(__file__).parents[1] / "configs"
+    _, recommended = load_experiment(folder / f"{name}.yaml")
+    _, paper = load_experiment(folder / f"{RECOMMENDED[name]}.yaml")
+    same = ("store", "test_store", "protocol", "val_fraction", "seed")
+    assert [getattr(recommended, key) for key in same] == [getattr(paper, key) for key in same]
+    assert (recommended.frame.model, recommended.frame.task) == (paper.frame.model,
+                                                                 paper.frame.task)
+    assert recommended.frame.augmentation == "strong" and recommended.frame.schedule == "cosine"
+    assert recommended.test_flip and recommended.frame.label_smoothing > 0
+    assert recommended.ensemble == (recommended.protocol == "cross")
 
 
 def test_config_paths_can_be_overridden_on_the_command_line() -> None:

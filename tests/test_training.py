@@ -29,6 +29,7 @@ from affecttrack.training.sequence import (
     train_sequence_model,
 )
 from affecttrack.training.sequence_data import SequenceWindows, SplitTable
+from affecttrack.training.tasks import make_task
 from affecttrack.training.trainer import TrainResult
 
 TINY_FRAME = dict(batch_size=8, max_steps=2, val_max_frames=8, optimizer="adam", lr=1e-3,
@@ -86,6 +87,53 @@ def test_warmup_ramps_lr_linearly_then_holds() -> None:
     assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
 
 
+def test_cosine_schedule_warms_up_then_falls_to_zero_at_the_budget() -> None:
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    config = optimizer_config(params, "adamw", lr=1e-3, momentum=0.9, weight_decay=0.0,
+                              decay=0.0, warmup_steps=2, schedule="cosine", total_steps=10)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    seen = []
+    for _ in range(11):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen[:2] == pytest.approx([5e-4, 1e-3 * 0.5 * (1 + np.cos(np.pi * 0 / 8))])
+    assert seen[6] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 4 / 8)))   # half way
+    assert all(a >= b for a, b in zip(seen[1:], seen[2:])) and seen[10] == pytest.approx(0.0)
+    with pytest.raises(AffectTrackError, match="schedule cosine needs a step budget"):
+        optimizer_config(params, "adam", lr=1e-3, momentum=0.9, weight_decay=0.0, decay=0.0,
+                         schedule="cosine", total_steps=float("inf"))
+
+
+def test_label_smoothing_softens_the_expression_loss() -> None:
+    logits = torch.tensor([[8.0, 0.0, 0.0]])
+    target = torch.tensor([0])
+    plain = make_task("expression", heads={"expression": 3})
+    smoothed = make_task("expression", heads={"expression": 3}, label_smoothing=0.3)
+    assert smoothed.loss(logits, target) > plain.loss(logits, target) * 10
+    assert smoothed.loss(logits, target) == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.3).item())
+
+
+def test_early_stopping_follows_the_smoothed_score_after_min_epochs(store, tmp_path) -> None:
+    """patience 0 stops at the first validation that is no better than the best; min_epochs
+    holds it off, and with score_smoothing the logged moving average is what it follows."""
+    config = FrameTrainConfig(**{**TINY_FRAME, "max_steps": -1}, model="cnn_expr7",
+                              task="expression", augment=False, max_epochs=4, patience=0,
+                              min_epochs=3, score_smoothing=0.5, val_check_interval=None)
+    out = tmp_path / "smoothed"
+    result = train_frame_model(store, out, config, progress=False)
+    assert result.epochs >= 3
+    logged = pd.concat(pd.read_csv(path) for path in sorted(out.glob("csv/*/metrics.csv")))
+    scores = logged["val/macro_f1"].dropna().to_numpy()
+    smoothed = logged["val/smoothed"].dropna().to_numpy()
+    expected = [scores[0]]
+    for score in scores[1:]:
+        expected.append(0.5 * expected[-1] + 0.5 * score)
+    assert len(smoothed) == len(scores) >= 3
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
+
+
 def test_frame_batches_hold_the_right_faces_and_labels(store) -> None:
     frames = labelled_frames(store.index, "train", "va")
     index = store.index
@@ -108,9 +156,10 @@ def test_frame_batches_hold_the_right_faces_and_labels(store) -> None:
     assert np.array_equal(capped(frames, 10, seed=0).rows, capped(frames, 10, seed=0).rows)
 
 
-def test_augmented_batches_stay_images_in_range(store) -> None:
+@pytest.mark.parametrize("augment", ["paper", "strong"])
+def test_augmented_batches_stay_images_in_range(store, augment) -> None:
     frames = labelled_frames(store.index, "train", "va")
-    x, _ = FaceFrames(Path(store.path) / "faces.npy", frames, augment=True).batch(np.arange(8))
+    x, _ = FaceFrames(Path(store.path) / "faces.npy", frames, augment=augment).batch(np.arange(8))
     assert x.shape == (8, 1, 96, 96) and 0.0 <= x.min() and x.max() <= 1.0
 
 

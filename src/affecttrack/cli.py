@@ -16,7 +16,6 @@ from typer.core import TyperGroup
 
 from affecttrack.data.sources.registry import (
     DETECTOR,
-    MARGIN,
     MAX_PIXELS,
     SOURCES,
     DataSource,
@@ -111,7 +110,6 @@ def _option(option: SourceOption) -> Any:
 
 
 DetectorOpt = _option(DETECTOR)
-MarginOpt = _option(MARGIN)
 MaxPixelsOpt = _option(MAX_PIXELS)
 
 
@@ -276,20 +274,27 @@ def bundle_cmd(
         sequence: Annotated[Path | None, typer.Option(
             help="Sequence model file (sequence_model.pt).")] = None,
         labels: Annotated[str | None, typer.Option(
-            help="Expression class names, comma-separated in class order (default for 7 or 8 "
-                 "classes: Aff-Wild2's or CK+'s).")] = None,
+            help="Expression class names, comma-separated in class order (default: the "
+                 "training store's, as the model file records them; else for 7 or 8 classes "
+                 "Aff-Wild2's or CK+'s).")] = None,
         detector: Annotated[str | None, typer.Option(
-            help="Face detector the training faces were found with (default: the project's); "
-                 "none for faces that came already cropped.")] = None,
-        margin: MarginOpt = 0.1) -> None:
+            help="Face detector the training faces were found with (default: as the frame "
+                 "model's training store recorded, else the project's); none for faces that "
+                 "came already cropped.")] = None,
+        margin: Annotated[float | None, typer.Option(
+            help="Margin around a detected face, as a fraction of its size (default: as the "
+                 "training store recorded, else 0.1).")] = None,
+        align: Annotated[bool | None, typer.Option(
+            help="Align faces by the eyes as `prepare --align` did (default: as the training "
+                 "store recorded, else not).")] = None) -> None:
     """Pack the frame model, optional sequence model, labels and preprocessing into one file."""
-    from affecttrack.data.detect import DEFAULT_DETECTOR
-    from affecttrack.inference.bundle import Preprocessing, make_bundle
-    chosen = None if detector == "none" else (detector or DEFAULT_DETECTOR)
-    preprocessing = Preprocessing(detector=chosen, margin=margin)
+    from affecttrack.inference.bundle import make_bundle, preprocessing_for
+    preprocessing, origin = preprocessing_for(frame, detector=detector, margin=margin,
+                                              align=align)
     made = make_bundle(frame, sequence, out=out, preprocessing=preprocessing,
                        labels=[name.strip() for name in labels.split(",")] if labels else None)
     console.print(f"bundle: {out} ({made.summary()})", highlight=False, soft_wrap=True)
+    console.print(f"  {origin}", highlight=False, soft_wrap=True)
 
 
 @_command("export")

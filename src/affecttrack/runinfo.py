@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +35,25 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+@functools.cache
+def source_commit() -> str | None:
+    """The git commit of the affecttrack source that runs, with "-dirty" when its tracked files
+    differ from it (None for an installed copy outside a git checkout): a published figure names
+    the code that produced it, and a figure from uncommitted code says so."""
+    folder = str(Path(__file__).parent)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=7", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -111,7 +132,8 @@ def check_out_folder(out: Path) -> Path:
 
 def write_run_info(out: Path, *, stage: str, config: Any, seed: int | None,
                    data_summary: dict | None = None) -> Path:
-    """Record config, seed, package versions and a data summary as `out/run.json`."""
+    """Record config, seed, package versions, the source commit and a data summary as
+    `out/run.json`."""
     info = {
         "stage": stage,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -123,6 +145,7 @@ def write_run_info(out: Path, *, stage: str, config: Any, seed: int | None,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "packages": package_versions(),
+        "commit": source_commit(),
     }
     path = Path(out) / "run.json"
     write_json_atomic(path, info)

@@ -192,6 +192,14 @@ class HogDetector:
         return [face for face in faces if face is not None]
 
 
+def hog_square(box: FaceBox) -> tuple[float, float, float]:
+    """Centre x, centre y and side of the HOG detector's own box for a (Haar-like) `box`:
+    `HogDetector`'s mapping undone, so that dlib's landmark model, trained on HOG boxes, gets
+    the framing it knows whichever detector found the face."""
+    side = max(box.w, box.h) / _HOG_TO_HAAR_SIZE  # a box clipped by the image keeps one side
+    return box.x + box.w / 2, box.y + box.h / 2 - _HOG_TO_HAAR_SHIFT * side, side
+
+
 class FallbackDetector:
     """`first`'s faces, or `then`'s where `first` finds none: the cost of `first` on most frames,
     and `then`'s recall on the frames `first` cannot read."""

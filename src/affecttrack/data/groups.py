@@ -43,15 +43,26 @@ class Problem:
         return f"{self.path}: {self.detail}"
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """A face crop made the second-best way, kept and counted: `problem` says why the first
+    way failed (reason `unaligned`: no trustworthy eye landmarks, so the box crop). The face
+    store keeps `crop` and lists the problem under `fallbacks` in its summary."""
+
+    crop: Crop
+    problem: Problem
+
+
 class CropReader(Protocol):
-    """Yields (frame, crop or Problem) for every frame it tries, in increasing frame order."""
+    """Yields (frame, result) for every frame it tries, in increasing frame order; the result
+    is a crop, a `Fallback` or the `Problem` that kept the frame from having one."""
 
     frames: np.ndarray | None  # the frames it will try, when known before reading (else None)
 
     def fingerprint(self) -> Any:
         """A JSON value that changes when the input changes: a resumed prepare must find it equal."""
 
-    def read(self, mapper: Mapper) -> Iterator[tuple[int, Crop | Problem]]: ...
+    def read(self, mapper: Mapper) -> Iterator[tuple[int, Crop | Fallback | Problem]]: ...
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,12 @@ class ImageFiles:
     folder: Path
     frames: np.ndarray
     names: Sequence[str]
-    load: Callable[[Path], Crop | Problem]
+    load: Callable[[Path], Crop | Fallback | Problem]
 
     def fingerprint(self) -> int:
         return len(self.frames)
 
-    def read(self, mapper: Mapper) -> Iterator[tuple[int, Crop | Problem]]:
+    def read(self, mapper: Mapper) -> Iterator[tuple[int, Crop | Fallback | Problem]]:
         for first in range(0, len(self.frames), CHUNK_FRAMES):
             last = min(first + CHUNK_FRAMES, len(self.frames))
             paths = [self.folder / str(self.names[i]) for i in range(first, last)]

@@ -22,14 +22,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from affecttrack.data.align import ALIGNMENT, aligner_for, crop_face
 from affecttrack.data.detect import (
     DEFAULT_DETECTOR,
     FaceDetector,
     create_detector,
-    detect_largest_face,
+    to_grey,
 )
-from affecttrack.data.faces import to_face_crop
-from affecttrack.data.groups import Crop, Problem
+from affecttrack.data.faces import FACE_SIZE, to_face_crop
+from affecttrack.data.groups import Crop, Fallback, Problem
 from affecttrack.errors import AffectTrackError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
@@ -152,36 +153,49 @@ def cropped_loader(max_pixels: int | None = None) -> Callable[[Path], Crop | Pro
 class FaceFinder:
     """Loads an image and crops its largest detected face; `no_face` when the detector finds none.
 
-    Each thread gets its own detector: OpenCV does not promise that one cascade may be run from
-    several threads at once.
+    With `align`, faces are aligned by the eyes (`data.align`); a face whose landmarks cannot be
+    trusted keeps its box crop, returned as a `Fallback` so that the store counts it. Each thread
+    gets its own detector (and aligner): OpenCV does not promise that one cascade may be run
+    from several threads at once, nor dlib one shape predictor.
     """
 
     def __init__(self, detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
-                 max_pixels: int | None = None) -> None:
+                 max_pixels: int | None = None, align: bool = False) -> None:
         self.max_pixels = None if max_pixels is None else checked_max_pixels(max_pixels)
         create_detector(detector)  # an unknown name fails here, before any image is read
         self.detector = detector
         self.margin = margin
+        self.alignment = dict(ALIGNMENT) if align else None
+        if self.alignment is not None:
+            aligner_for(self.alignment)  # a missing landmark model fails here too
         self._local = threading.local()
 
     @property
     def settings(self) -> dict[str, Any]:
-        """What shapes its crops, for a store's plan and run record."""
-        return {"detector": self.detector, "margin": self.margin}
+        """What shapes its crops, for a store's plan, run record and summary (`align` only
+        when aligning, so that the records of unaligned stores stay as they were)."""
+        return {"detector": self.detector, "margin": self.margin,
+                **({"align": self.alignment} if self.alignment is not None else {})}
 
     def _detector(self) -> FaceDetector:
         if not hasattr(self._local, "detector"):
             self._local.detector = create_detector(self.detector)
         return self._local.detector
 
-    def crop(self, image: np.ndarray, path: Path, where: str = "the image") -> Crop | Problem:
+    def crop(self, image: np.ndarray, path: Path,
+             where: str = "the image") -> Crop | Fallback | Problem:
         """The largest face of an already decoded image (`where` names it in the Problem)."""
-        found = detect_largest_face(image, self._detector(), self.margin)
-        if found is None:
+        grey = to_grey(image)
+        faces = self._detector().detect(grey)
+        if not faces:
             return Problem("no_face", path, f"no face found in {where} ({self.detector} "
                                             "detector); skipped")
-        return found[0]
+        crop, unaligned = crop_face(grey, faces[0], self.margin, FACE_SIZE, self.alignment)
+        if unaligned is None:
+            return crop
+        return Fallback(crop, Problem("unaligned", path, f"{unaligned} in {where}; box crop "
+                                                         "kept"))
 
-    def __call__(self, path: Path) -> Crop | Problem:
+    def __call__(self, path: Path) -> Crop | Fallback | Problem:
         image = read_grey(path, self.max_pixels)
         return image if isinstance(image, Problem) else self.crop(image, path)

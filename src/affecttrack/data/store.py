@@ -36,6 +36,7 @@ from affecttrack.data.groups import (
     CHUNK_FRAMES,
     Crop,
     FaceGroup,
+    Fallback,
     Mapper,
     Problem,
     SourceScan,
@@ -59,7 +60,8 @@ _INDEX_DTYPES = {"video": str, "frame": np.int32, "row": np.int64, "split": str,
                  "subject": str}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FACE_BYTES = FACE_SIZE * FACE_SIZE
-QUIET_REASONS = frozenset({"no_face"})  # expected in photo and video data: logged at INFO only
+# expected in photo and video data (faces kept as box crops too): logged at INFO only
+QUIET_REASONS = frozenset({"no_face", "unaligned"})
 SYNC_SECONDS = 2.0
 
 
@@ -143,13 +145,15 @@ def _log_problem(problem: Problem) -> None:
 
 
 def _write_video(group: FaceGroup, faces_file: IO[bytes], data_offset: int, start: int,
-                 crops: Iterable[tuple[int, Crop | Problem]], bar: tqdm) -> dict[str, Any]:
+                 crops: Iterable[tuple[int, Crop | Fallback | Problem]],
+                 bar: tqdm) -> dict[str, Any]:
     """Write one group's crops into consecutive rows from `start`; skip the frames that failed.
 
     Returns the progress record: where the group's rows start, how many there are, how many
-    frames were tried and which failed and why (their rows are not used, so later faces move up).
+    frames were tried and which failed and why (their rows are not used, so later faces move up),
+    and which faces were kept as a fallback crop and why.
     """
-    row, tried, failed, chunk = start, 0, [], []
+    row, tried, failed, fallbacks, chunk = start, 0, [], [], []
 
     def flush() -> None:
         nonlocal row
@@ -164,14 +168,30 @@ def _write_video(group: FaceGroup, faces_file: IO[bytes], data_offset: int, star
         bar.update(1)
         if isinstance(result, Problem):
             _log_problem(result)
-            failed.append([int(frame), result.reason, str(result.path), result.detail])
-        else:
-            chunk.append(result)
-            if len(chunk) == CHUNK_FRAMES:
-                flush()
+            failed.append(_problem_item(frame, result))
+            continue
+        if isinstance(result, Fallback):
+            _log_problem(result.problem)
+            fallbacks.append(_problem_item(frame, result.problem))
+            result = result.crop
+        chunk.append(result)
+        if len(chunk) == CHUNK_FRAMES:
+            flush()
     flush()
     return {"video": group.name, "start": start, "rows": row - start, "tried": tried,
-            "failed": failed}
+            "failed": failed, "fallbacks": fallbacks}
+
+
+def _problem_item(frame: int, problem: Problem) -> list[Any]:
+    """A frame's problem as a progress record lists it (`_problems` reads it back)."""
+    return [int(frame), problem.reason, str(problem.path), problem.detail]
+
+
+def _problems(records: list[dict[str, Any]], key: str) -> list[Problem]:
+    """The problems that progress records list under `key` ("failed" or "fallbacks"; records
+    of a prepare that an older version began have no "fallbacks")."""
+    return [Problem(reason, Path(file), detail) for record in records
+            for _, reason, file, detail in record.get(key, [])]
 
 
 def _append_progress(progress_file: IO[str], record: dict[str, Any]) -> None:
@@ -410,12 +430,18 @@ def _per_split(index: pd.DataFrame, mask: np.ndarray | None = None) -> dict[str,
     return counts
 
 
-def _summary(scan: SourceScan, index: pd.DataFrame, problems: list[Problem]) -> dict[str, Any]:
-    skipped: dict[str, dict[str, Any]] = {}
+def _by_reason(problems: list[Problem]) -> dict[str, dict[str, Any]]:
+    """reason -> {count, items: [{file, problem}]}, as the summary lists problems."""
+    listed: dict[str, dict[str, Any]] = {}
     for problem in problems:
-        entry = skipped.setdefault(problem.reason, {"count": 0, "items": []})
+        entry = listed.setdefault(problem.reason, {"count": 0, "items": []})
         entry["count"] += 1
         entry["items"].append({"file": str(problem.path), "problem": problem.detail})
+    return listed
+
+
+def _summary(scan: SourceScan, index: pd.DataFrame, problems: list[Problem],
+             fallbacks: list[Problem]) -> dict[str, Any]:
     videos = {split: sum(group.split == split for group in scan.groups) for split in SPLITS}
     videos["all"] = len(scan.groups)
     subjects = {split: len({group.subject for group in scan.groups if group.split == split})
@@ -432,6 +458,7 @@ def _summary(scan: SourceScan, index: pd.DataFrame, problems: list[Problem]) -> 
         "root": str(scan.root),
         **scan.extra,
         "kind": scan.kind,
+        "settings": scan.config,  # what shaped the crops: detector, margin, align ...
         "expressions": list(scan.expressions),
         "videos": videos,
         "subjects": subjects,
@@ -446,7 +473,8 @@ def _summary(scan: SourceScan, index: pd.DataFrame, problems: list[Problem]) -> 
             "au_counts": {name: {"active": int((au_faces[:, k] == 1).sum()),
                                  "known": int((au_faces[:, k] >= 0).sum())}
                           for k, name in enumerate(units)}} if units else {}),
-        "skipped": skipped,
+        "skipped": _by_reason(problems),
+        "fallbacks": _by_reason(fallbacks),  # faces kept as box crops (alignment failed)
     }
 
 
@@ -466,13 +494,22 @@ def describe_store(summary: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{name} {entry['active']}/{entry['known']}"
                           for name, entry in summary["au_counts"].items())
         lines.append(f"  action units (active/known faces): {shown}")
-    return [*lines, *(f"  skipped {line}" for line in skipped)]
+    alignment = summary.get("settings", {}).get("align")
+    if alignment:
+        kept = sum(entry["count"] for entry in summary.get("fallbacks", {}).values())
+        faces = summary["faces"]["all"]
+        lines.append(f"  aligned by the eyes ({alignment['method']}): {faces - kept} of {faces} "
+                     f"faces; {kept} kept as box crops")
+    return [*lines, *(f"  skipped {line}" for line in skipped),
+            *(f"  box crop: {line}" for line in describe_skipped(summary, key="fallbacks"))]
 
 
-def describe_skipped(summary: dict[str, Any], examples: int = 3) -> list[str]:
-    """One line per reason something was skipped, naming a few of the files."""
+def describe_skipped(summary: dict[str, Any], examples: int = 3,
+                     key: str = "skipped") -> list[str]:
+    """One line per reason something was skipped (`key` "fallbacks": kept as a fallback crop),
+    naming a few of the files."""
     lines = []
-    for reason, entry in summary.get("skipped", {}).items():
+    for reason, entry in summary.get(key, {}).items():
         shown = "; ".join(f"{item['file']}: {item['problem']}"
                           for item in entry["items"][:examples])
         more = f" (+{entry['count'] - examples} more)" if entry["count"] > examples else ""
@@ -494,9 +531,8 @@ def _finish(scan: SourceScan, out: Path, records: list[dict[str, Any]],
     elif not (out / FACES_FILE).exists():
         np.lib.format.open_memmap(out / FACES_FILE, mode="w+", dtype=np.uint8,
                                   shape=(0, FACE_SIZE, FACE_SIZE))
-    problems = scan.problems + [Problem(reason, Path(file), detail) for record in records
-                                for _, reason, file, detail in record["failed"]]
-    summary = _summary(scan, index, problems)
+    problems = scan.problems + _problems(records, "failed")
+    summary = _summary(scan, index, problems, _problems(records, "fallbacks"))
     write_run_info(out, stage="prepare", config={"source": scan.source, "root": str(scan.root),
                                                  "workers": workers, **scan.config},
                    seed=None, data_summary=summary)

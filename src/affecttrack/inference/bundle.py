@@ -18,6 +18,7 @@ outside PyTorch.
 
 from __future__ import annotations
 
+import json
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -28,15 +29,16 @@ import numpy as np
 import torch
 
 from affecttrack import __version__
+from affecttrack.data.align import ALIGNMENT, aligner_for, checked_alignment, crop_face
 from affecttrack.data.detect import (
     DEFAULT_DETECTOR,
     DETECTORS,
     FaceBox,
     FaceDetector,
     create_detector,
-    crop_box,
 )
 from affecttrack.data.faces import FACE_SIZE
+from affecttrack.data.store import SUMMARY_FILE
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.labels import (
     ACTION_UNITS_2020,
@@ -47,7 +49,10 @@ from affecttrack.labels import (
 from affecttrack.models.base import FrameNetwork, SequenceNetwork
 from affecttrack.models.cnn import INPUT_DIVISOR, faces_to_input
 from affecttrack.models.registry import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
     MODEL_FILE_FORMAT,
+    check_bundle_version,
     load_model_file,
     load_weights_only,
     model_entry,
@@ -58,8 +63,6 @@ from affecttrack.runinfo import atomic_path
 # The expression model trained on real photos (docs/MODEL_CARD.md), used when no model is named.
 DEFAULT_BUNDLE = (Path(__file__).resolve().parents[1] / "models" / "default"
                   / "expressions.bundle.pt")
-BUNDLE_FORMAT = "affecttrack-bundle"
-FORMAT_VERSION = 1
 MAKE_BUNDLE_HINT = ("make one with `affecttrack bundle --frame FRAME_MODEL "
                     "[--sequence SEQUENCE_MODEL] --out BUNDLE`")
 # Expression heads whose class names are known without being told: the project's datasets.
@@ -80,8 +83,10 @@ class Preprocessing:
     aligned crops) and a caller must supply crops; otherwise faces are found with that detector
     (`affecttrack.data.detect.create_detector`, `detector_settings` its keyword arguments, empty
     for its defaults) and cropped with `margin` of the box added on each side (the default is
-    `detect_largest_face`'s). The crop becomes a `face_size` square, grey when `grey`, uint8
-    divided by `input_divisor`: `crop` and `to_input` do both, as prediction must.
+    `detect_largest_face`'s), or, when `align` holds alignment settings (`data.align.ALIGNMENT`;
+    None in bundles that predate alignment), aligned by the eyes, falling back to that box crop
+    where a prepare does. The crop becomes a `face_size` square, grey when `grey`, uint8 divided
+    by `input_divisor`: `crop` and `to_input` do both, as prediction must.
     """
 
     face_size: int = FACE_SIZE
@@ -90,18 +95,23 @@ class Preprocessing:
     detector: str | None = DEFAULT_DETECTOR
     detector_settings: dict[str, Any] = field(default_factory=dict)
     margin: float = 0.1
+    align: dict[str, Any] | None = None
 
     def make_detector(self, name: str | None = None) -> FaceDetector | None:
         """A new face detector: `name`, or the one training used (with its settings); None when
-        neither names one (a model for ready-cropped faces)."""
+        neither names one (a model for ready-cropped faces). Every face-finding path starts
+        here, so a missing landmark model for an aligning bundle fails here, before any frame."""
+        if self.align is not None:
+            aligner_for(self.align)
         name = name or self.detector
         if name is None:
             return None
         return create_detector(name, **(self.detector_settings if name == self.detector else {}))
 
     def crop(self, grey: np.ndarray, box: FaceBox) -> np.ndarray:
-        """The face in `box` of a grey frame as the network's training faces were cropped."""
-        return crop_box(grey, box, self.margin, self.face_size)
+        """The face in `box` of a frame as the network's training faces were cropped (aligned
+        by the eyes, or the box crop where the store kept one)."""
+        return crop_face(grey, box, self.margin, self.face_size, self.align)[0]
 
     def to_input(self, faces: np.ndarray) -> torch.Tensor:
         """(n, face_size, face_size) uint8 crops -> the frame network's float input."""
@@ -118,6 +128,11 @@ class Preprocessing:
         if not self.input_divisor > 0:
             raise InputError(source, f"the bundle's input divisor {self.input_divisor} is not "
                                      "positive")
+        if self.align is not None:
+            try:
+                checked_alignment(self.align)
+            except AffectTrackError as error:
+                raise InputError(source, f"the bundle's preprocessing: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -158,7 +173,56 @@ class Bundle:
         if self.labels:
             parts.append(f"labels {', '.join(self.labels)}")
         parts.append(f"detector {self.preprocessing.detector or 'none (cropped faces)'}")
+        if self.preprocessing.align is not None:
+            parts.append(f"faces aligned by the eyes ({self.preprocessing.align['method']})")
         return "; ".join(parts)
+
+
+def training_crops(frame: Path) -> tuple[dict[str, Any], str] | None:
+    """How the faces that `frame` (a frame model file) learnt from were found and cropped, and
+    the store that says so: its training run's run.json (beside the model file) names the
+    store, whose summary records the settings. None when any of that is missing, or when the
+    store holds ready-cropped faces (its settings name no detector)."""
+    try:
+        store = Path(json.loads((Path(frame).parent / "run.json").read_text())["data"]["store"])
+        settings = json.loads((store / SUMMARY_FILE).read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(settings, dict) or not isinstance(settings.get("detector"), str):
+        return None
+    return settings, str(store)
+
+
+def preprocessing_for(frame: Path, *, detector: str | None = None, margin: float | None = None,
+                      align: bool | None = None) -> tuple[Preprocessing, str]:
+    """The preprocessing of a bundle of `frame`, and one line saying where each part came from.
+
+    What is given wins (`detector` "none": faces come already cropped); the rest is what the
+    frame model's training store recorded (`training_crops`), else the defaults. So a model
+    trained on aligned faces is bundled to align them without being told.
+    """
+    recorded = training_crops(frame)
+    settings, store = recorded or ({}, None)
+    from_store = "training store" if store else "default"
+    given = {"detector": detector, "margin": margin, "align": align}
+    chosen = {"detector": settings.get("detector", DEFAULT_DETECTOR),
+              "margin": settings.get("margin", 0.1), "align": settings.get("align")}
+    if detector is not None:
+        chosen["detector"] = None if detector == "none" else detector
+    if margin is not None:
+        chosen["margin"] = margin
+    if align is not None:
+        chosen["align"] = dict(ALIGNMENT) if align else None
+    origin = {name: "given" if value is not None else from_store for name, value in given.items()}
+    line = (f"preprocessing: detector {chosen['detector'] or 'none'} ({origin['detector']}), "
+            f"margin {chosen['margin']} ({origin['margin']}), "
+            f"{'aligned by the eyes' if chosen['align'] else 'box crops'} ({origin['align']})")
+    if store is not None:
+        line += f"; training store {store}"
+    elif None in given.values():
+        line += ("; the frame model's training run names no store that recorded how it found "
+                 "faces")
+    return Preprocessing(**chosen), line
 
 
 def make_bundle(frame: Path, sequence: Path | None = None, *, out: Path,
@@ -166,8 +230,9 @@ def make_bundle(frame: Path, sequence: Path | None = None, *, out: Path,
                 preprocessing: Preprocessing | None = None) -> Bundle:
     """Bundle training's model files (frame_model.pt, optionally sequence_model.pt) into `out`.
 
-    `labels` name the expression head's classes; they may be left out for 7 classes (Aff-Wild2's
-    order) and 8 classes (CK+'s order). Returns the bundle as `load_bundle` would read it.
+    `labels` name the expression head's classes; left out, they are the training store's (which
+    a model file written by training records), else Aff-Wild2's 7 or CK+'s 8 in their order.
+    Returns the bundle as `load_bundle` would read it.
     """
     frame_net, frame_info = load_model_file(frame, "frame")
     sequence_net, sequence_info = (load_model_file(sequence, "sequence")
@@ -176,7 +241,8 @@ def make_bundle(frame: Path, sequence: Path | None = None, *, out: Path,
     if preprocessing.detector is not None and preprocessing.detector not in DETECTORS:
         raise AffectTrackError(f"unknown face detector {preprocessing.detector!r}; expected one "
                                f"of {', '.join(DETECTORS)} (or none for cropped faces)")
-    labels = _labels_for(frame_net, labels, frame)
+    recorded = frame_info.get("meta", {}).get("expressions")
+    labels = _labels_for(frame_net, labels or recorded, frame)
     preprocessing.check(frame_net, frame)
     _action_units_for(frame_net, frame_info, frame)
     _check_feature_dims(frame_net, sequence_net, sequence)
@@ -185,8 +251,9 @@ def make_bundle(frame: Path, sequence: Path | None = None, *, out: Path,
         sources["sequence"] = str(sequence)
     bundle = Bundle(frame=frame_net, sequence=sequence_net, labels=labels,
                     preprocessing=preprocessing,
-                    meta={"format_version": FORMAT_VERSION, "affecttrack_version": __version__,
-                          "frame": _describe(frame_info), "sequence": _describe(sequence_info),
+                    meta={"format_version": BUNDLE_FORMAT_VERSION,
+                          "affecttrack_version": __version__, "frame": _describe(frame_info),
+                          "sequence": _describe(sequence_info),
                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sources": sources})
     save_bundle(bundle, out)
     return bundle
@@ -197,7 +264,7 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION,
+        "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION,
         "affecttrack_version": __version__,
         "frame": model_entry(bundle.frame, kind="frame", **bundle.meta["frame"]),
         "sequence": (model_entry(bundle.sequence, kind="sequence", **bundle.meta["sequence"])
@@ -248,14 +315,7 @@ def _read_payload(path: Path) -> dict[str, Any]:
                                f"{MAKE_BUNDLE_HINT}")
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         raise InputError(path, f"not an affecttrack bundle; {MAKE_BUNDLE_HINT}")
-    version = payload.get("format_version")
-    if not isinstance(version, int):
-        raise InputError(path, f"malformed bundle (format version {version!r})")
-    if version > FORMAT_VERSION:
-        raise InputError(path, f"bundle format {version} (written by affecttrack "
-                               f"{payload.get('affecttrack_version')}) is newer than this "
-                               f"affecttrack {__version__} reads (up to {FORMAT_VERSION}); "
-                               "upgrade affecttrack")
+    check_bundle_version(payload, path)
     return payload
 
 

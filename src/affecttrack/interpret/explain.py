@@ -7,8 +7,9 @@ network and a window length, which of the frames before it drive the sequence pr
 (`class_saliency.png`, `class_maps.npz`). Always the first layer's filters (`filters.png`), and
 `explain.json` listing the files, the prediction, what was explained and how.
 
-Faces are found as prediction finds them: the bundle's detector and margin; a bundle without a
-detector (trained on ready crops) takes the whole image as the face.
+Faces are found and cut as prediction does: the bundle's detector and `Preprocessing.crop`
+(margin, or alignment by the eyes); a bundle without a detector (trained on ready crops) takes
+the whole image as the face.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import torch
 from tqdm import tqdm
 
 from affecttrack.config import SEED_MAX, check_settings, setting
-from affecttrack.data.detect import FaceDetector, detect_largest_face
+from affecttrack.data.detect import FaceDetector, to_grey
 from affecttrack.data.faces import to_face_crop
 from affecttrack.data.images import read_grey
 from affecttrack.data.store import FaceStore
 from affecttrack.data.video_frames import DecodedFrame, decode_frames, is_video
 from affecttrack.errors import AffectTrackError, InputError
-from affecttrack.inference.bundle import Bundle, load_bundle
+from affecttrack.inference.bundle import Bundle, Preprocessing, load_bundle
 from affecttrack.interpret.overlays import (
     plot_class_saliency,
     plot_face_saliency,
@@ -136,7 +137,7 @@ def explain_face(bundle: Bundle, path: Path, out: Path, frame: int | None,
         frames = [DecodedFrame(1, 0.0, _read_image(path))]
     else:
         frames = _decode_window(path, frame, config.sequence_window or 1)
-    found = _find_face(frames[-1].image, detector, bundle.preprocessing.margin)
+    found = _find_face(frames[-1].image, detector, bundle.preprocessing)
     if found is None:
         where = f"frame {frame}" if frame is not None else "the image"
         raise InputError(path, f"no face found in {where} ({detector.name} detector)")
@@ -150,16 +151,18 @@ def explain_face(bundle: Bundle, path: Path, out: Path, frame: int | None,
     return record
 
 
-def _find_face(image: np.ndarray, detector: FaceDetector | None,
-               margin: float) -> tuple[np.ndarray, dict[str, int] | None] | None:
-    """The largest face's 96 x 96 crop and box (the whole image without a detector), or None."""
+def _find_face(image: np.ndarray, detector: FaceDetector | None, preprocessing: Preprocessing
+               ) -> tuple[np.ndarray, dict[str, int] | None] | None:
+    """The largest face's crop, cut as prediction cuts it (`Preprocessing.crop`), and its box
+    (the whole image without a detector), or None."""
     if detector is None:
-        return to_face_crop(image), None
-    found = detect_largest_face(image, detector, margin)
-    if found is None:
+        return to_face_crop(image, preprocessing.face_size), None
+    grey = to_grey(image)
+    faces = detector.detect(grey)
+    if not faces:
         return None
-    crop, box = found
-    return crop, {"x": box.x, "y": box.y, "w": box.w, "h": box.h}
+    box = faces[0]
+    return preprocessing.crop(grey, box), {"x": box.x, "y": box.y, "w": box.w, "h": box.h}
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -239,7 +242,7 @@ def _explain_window(bundle: Bundle, frames: list[DecodedFrame], detector: FaceDe
     crops: list[np.ndarray] = []
     faceless = None
     for decoded in reversed(frames):
-        found = _find_face(decoded.image, detector, bundle.preprocessing.margin)
+        found = _find_face(decoded.image, detector, bundle.preprocessing)
         if found is None:
             faceless = decoded.number
             break

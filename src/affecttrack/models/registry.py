@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from affecttrack import __version__
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.models.base import FrameNetwork, SequenceNetwork
 from affecttrack.models.cnn import FrameCNN
@@ -72,6 +73,11 @@ SEQUENCE_MODELS: dict[str, ModelSpec] = {
 _REGISTRIES: dict[str, dict[str, ModelSpec]] = {"frame": FRAME_MODELS,
                                                 "sequence": SEQUENCE_MODELS}
 MODEL_FILE_FORMAT = "affecttrack-model/1"
+# A bundle (inference/bundle.py) holds model-file entries; its format is named here, below both
+# the bundle code and training, which reads a bundle's frame network for `init_from`.
+BUNDLE_FORMAT = "affecttrack-bundle"
+# 2: the preprocessing may align faces by the eyes (`align`), which an older reader would ignore.
+BUNDLE_FORMAT_VERSION = 2
 
 
 def list_models(kind: Kind | None = None) -> dict[str, str]:
@@ -171,6 +177,19 @@ def load_weights_only(path: Path, what: str, hint: str = "") -> Any:
         raise refuse(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
     except Exception:  # a damaged file raises RuntimeError, EOFError, KeyError, ... from torch
         raise refuse("the file is truncated or damaged") from None
+
+
+def check_bundle_version(payload: dict[str, Any], path: Path) -> None:
+    """Refuse a bundle whose format version this affecttrack cannot read: every reader of a
+    bundle must refuse newer ones rather than misread them."""
+    version = payload.get("format_version")
+    if not isinstance(version, int):
+        raise InputError(path, f"malformed bundle (format version {version!r})")
+    if version > BUNDLE_FORMAT_VERSION:
+        raise InputError(path, f"bundle format {version} (written by affecttrack "
+                               f"{payload.get('affecttrack_version')}) is newer than this "
+                               f"affecttrack {__version__} reads (up to {BUNDLE_FORMAT_VERSION}); "
+                               "upgrade affecttrack")
 
 
 def model_from_entry(entry: dict[str, Any], source: Path) -> nn.Module:

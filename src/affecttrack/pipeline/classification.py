@@ -7,10 +7,17 @@ them are held out again for early stopping and checkpoint choice, so the test su
 influence the model; with `val_fraction: 0` the test fold validates, as the paper's public code
 did (optimistic, and said so in the report).
 
+With `ensemble` (holdout and cross protocols) the training subjects are split into `folds` parts
+and one model ("member") is trained per part, validated on that part and trained on the others;
+the test faces are scored by the mean of the members' class probabilities. Every training subject
+then trains k - 1 of the models, none is set aside for validation alone, and the members' errors
+partly cancel. `test_flip` scores each test face by its and its mirror image's mean probability.
+
 OUT/
   folds/fold_01/model/         the fold's frame-model run (train_frame_model; reused once done)
   folds/fold_01/split.json     the fold's train/validation/test subjects
-  folds/fold_01/predictions.parquet, metrics.json
+  folds/fold_01/predictions.parquet, metrics.json   (with `ensemble`: folds/member_01/...)
+  predictions.parquet          with `ensemble`: the members' mean probabilities and prediction
   metrics.json                 per fold, mean ± std over folds, and pooled over all test frames
   confusion_counts.png, confusion_percent.png   pooled confusion matrix (Fig. 6/7)
   class_counts.md              frames per class: store / training after balancing / test (Table II)
@@ -75,7 +82,9 @@ class ClassificationConfig:
     store scored by the `cross` protocol. `holdout_fraction`: share of subjects held out as the
     test set; `folds`: k of k-fold; `val_fraction`: share of each fold's training subjects used
     for early stopping (0: validate on the test fold). `frame.class_balance` chooses the class
-    imbalance remedy.
+    imbalance remedy. `ensemble` (holdout and cross): `folds` members whose mean probabilities
+    score the test faces, each validated on one part of the training subjects (in place of
+    `val_fraction`); `test_flip`: flip averaging at test time (see the module docstring).
     """
 
     store: str | None = None
@@ -85,6 +94,8 @@ class ClassificationConfig:
     holdout_fraction: float = setting(0.1, above=0, below=1)
     val_fraction: float = setting(0.1, minimum=0, below=1)
     seed: int = setting(0, minimum=0, maximum=SEED_MAX)
+    ensemble: bool = False
+    test_flip: bool = False
     frame: FrameTrainConfig = field(default_factory=classification_frame_config)
 
     def __post_init__(self) -> None:
@@ -94,6 +105,9 @@ class ClassificationConfig:
         if self.protocol == "cross" and self.val_fraction <= 0:
             raise AffectTrackError("the cross protocol validates on held-out training subjects: "
                                    "set val_fraction above 0")
+        if self.ensemble and self.protocol == "kfold":
+            raise AffectTrackError("ensemble applies to the holdout and cross protocols: kfold's "
+                                   "k models each test their own fold, so none can be averaged")
         if self.frame.task != "expression":
             raise AffectTrackError(f"classification experiments train the expression task, not "
                                    f"{self.frame.task!r}")
@@ -126,13 +140,14 @@ def expression_frames(store: FaceStore) -> pd.DataFrame:
     return frames
 
 
-def predict_expressions(store: FaceStore, model: Path, rows: np.ndarray,
-                        batch_size: int = 256) -> np.ndarray:
-    """The class (index into the model's classes) a frame model predicts for each face row."""
-    outputs = frame_head_outputs(store, model, rows, batch_size)
+def expression_probabilities(store: FaceStore, model: Path, rows: np.ndarray,
+                             batch_size: int = 256, flip: bool = False) -> np.ndarray:
+    """(len(rows), classes) probabilities that a frame model gives each face row's classes
+    (`flip`: averaged with the mirror image's)."""
+    outputs = frame_head_outputs(store, model, rows, batch_size, flip)
     if "expression" not in outputs:
         raise InputError(model, "this frame model has no expression head")
-    return outputs["expression"].argmax(axis=1)
+    return outputs["expression"]
 
 
 def protocol_folds(config: ClassificationConfig, frames: pd.DataFrame,
@@ -144,6 +159,11 @@ def protocol_folds(config: ClassificationConfig, frames: pd.DataFrame,
         splits = subject_kfold(frames, config.folds, config.seed)
     else:
         splits = [Split(train=frames, test=test_frames)]
+    if config.ensemble:
+        (split,) = splits
+        members = subject_kfold(split.train, config.folds, config.seed + 1)
+        return [Fold(f"member_{k:02d}", member.train, member.test, split.test)
+                for k, member in enumerate(members, start=1)]
     folds = []
     for k, split in enumerate(splits, start=1):
         if config.val_fraction > 0:
@@ -175,7 +195,8 @@ def run_classification(out: Path, config: ClassificationConfig,
                       f"{len(fold.val):,}, test {len(fold.test):,}", highlight=False)
         results.append(_run_fold(out / "folds" / fold.name, fold, store, test_store, config,
                                  progress))
-    metrics = _report(out, config, folds, results, names, test_names, frames)
+    ensemble = _ensemble(out, results, store, test_store) if config.ensemble else None
+    metrics = _report(out, config, folds, results, names, test_names, frames, ensemble)
     write_run_info(out, stage="classification", config=config, seed=config.seed,
                    data_summary={"store": str(store.path), "test_store": str(test_store.path),
                                  "classes": list(names), "test_classes": list(test_names),
@@ -199,20 +220,69 @@ def _run_fold(fold_dir: Path, fold: Fold, store: FaceStore, test_store: FaceStor
     result = train_frame_model(store, fold_dir / "model", config.frame, progress,
                                train_frames=fold.train, val_frames=fold.val)
     predictions_path = fold_dir / PREDICTIONS_FILE
-    if predictions_path.is_file():
-        predictions = pd.read_parquet(predictions_path)
-    else:
-        predictions = fold.test[["video", "frame", "subject", "expression"]].copy()
-        predictions["predicted"] = predict_expressions(test_store, result.model_path,
-                                                       fold.test["row"].to_numpy())
-        with atomic_path(predictions_path) as tmp:
-            predictions.to_parquet(tmp)
-    metrics = classification_metrics(predictions["expression"].to_numpy(),
-                                     predictions["predicted"].to_numpy(),
-                                     test_store.expression_names, store.expression_names)
+    predictions = pd.read_parquet(predictions_path) if predictions_path.is_file() else None
+    if predictions is None or _settings_of(predictions) != _settings(config):
+        probabilities = expression_probabilities(test_store, result.model_path,
+                                                 fold.test["row"].to_numpy(),
+                                                 flip=config.test_flip)
+        predictions = _prediction_table(fold.test, probabilities, config)
+        _write_predictions(predictions_path, predictions)
+    metrics = _score(predictions, store, test_store)
     write_json_atomic(fold_dir / "metrics.json", metrics)
     return {"metrics": metrics, "predictions": predictions,
             "train_data": json.loads((fold_dir / "model" / "run.json").read_text())["data"]}
+
+
+def _prediction_table(test: pd.DataFrame, probabilities: np.ndarray,
+                      config: ClassificationConfig) -> pd.DataFrame:
+    """Test frames with their labels, each class's probability (`p_<k>`) and the predicted
+    class; the scoring settings travel in the table's attributes, so that a table scored
+    otherwise (another `test_flip`) is redone rather than reused."""
+    table = test[["video", "frame", "subject", "expression"]].reset_index(drop=True)
+    for k in range(probabilities.shape[1]):
+        table[f"p_{k}"] = probabilities[:, k]
+    table["predicted"] = probabilities.argmax(axis=1)
+    table.attrs["scoring"] = _settings(config)
+    return table
+
+
+def _settings(config: ClassificationConfig) -> dict[str, Any]:
+    return {"test_flip": config.test_flip}
+
+
+def _settings_of(predictions: pd.DataFrame) -> dict[str, Any] | None:
+    return predictions.attrs.get("scoring")
+
+
+def _probabilities(predictions: pd.DataFrame) -> np.ndarray:
+    columns = sorted((c for c in predictions.columns if c.startswith("p_")),
+                     key=lambda c: int(c[2:]))
+    return predictions[columns].to_numpy()
+
+
+def _write_predictions(path: Path, predictions: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        predictions.to_parquet(tmp)
+
+
+def _score(predictions: pd.DataFrame, store: FaceStore, test_store: FaceStore) -> dict[str, Any]:
+    return classification_metrics(predictions["expression"].to_numpy(),
+                                  predictions["predicted"].to_numpy(),
+                                  test_store.expression_names, store.expression_names)
+
+
+def _ensemble(out: Path, results: list[dict[str, Any]], store: FaceStore,
+              test_store: FaceStore) -> dict[str, Any]:
+    """The members' mean probabilities on the shared test frames, their prediction and its
+    scores (OUT/predictions.parquet)."""
+    tables = [result["predictions"] for result in results]
+    mean = np.mean([_probabilities(table) for table in tables], axis=0)
+    predictions = tables[0].drop(columns=[c for c in tables[0].columns if c.startswith("p_")])
+    for k in range(mean.shape[1]):
+        predictions[f"p_{k}"] = mean[:, k]
+    predictions["predicted"] = mean.argmax(axis=1)
+    _write_predictions(out / PREDICTIONS_FILE, predictions)
+    return _score(predictions, store, test_store)
 
 
 def _claim_fold(fold_dir: Path, fold: Fold, store: FaceStore, test_store: FaceStore) -> None:
@@ -235,17 +305,23 @@ def _claim_fold(fold_dir: Path, fold: Fold, store: FaceStore, test_store: FaceSt
 
 def _report(out: Path, config: ClassificationConfig, folds: list[Fold],
             results: list[dict[str, Any]], names: tuple[str, ...],
-            test_names: tuple[str, ...], frames: pd.DataFrame) -> dict[str, Any]:
-    """metrics.json, table.md, class_counts.md and the pooled confusion matrices."""
+            test_names: tuple[str, ...], frames: pd.DataFrame,
+            ensemble: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json, table.md, class_counts.md and the pooled confusion matrices (with an
+    ensemble, its scores stand in for the pool: the members share their test frames)."""
     fold_metrics = [result["metrics"] for result in results]
-    pooled_predictions = pd.concat([result["predictions"] for result in results])
-    pooled = classification_metrics(pooled_predictions["expression"].to_numpy(),
-                                    pooled_predictions["predicted"].to_numpy(), test_names, names)
+    if ensemble is None:
+        pooled_predictions = pd.concat([result["predictions"] for result in results])
+        pooled = classification_metrics(pooled_predictions["expression"].to_numpy(),
+                                        pooled_predictions["predicted"].to_numpy(), test_names,
+                                        names)
+    else:
+        pooled = ensemble
     summary = summarise_folds(fold_metrics)
     metrics = {"protocol": config.protocol, "classes": list(names),
                "test_classes": list(test_names),
                "folds": {fold.name: m for fold, m in zip(folds, fold_metrics)}, **summary,
-               "pooled": pooled}
+               "pooled": pooled, **({"ensemble": ensemble} if ensemble is not None else {})}
     write_json_atomic(out / "metrics.json", metrics)
     confusion = pooled["confusion"]
     title = _title(config)
@@ -256,7 +332,8 @@ def _report(out: Path, config: ClassificationConfig, folds: list[Fold],
                       f"# Frames per class: {title}\n\n"
                       + class_count_table(*_class_counts(config, folds, results, names,
                                                          test_names, frames)))
-    write_text_atomic(out / "table.md", _table(config, folds, fold_metrics, summary, pooled))
+    write_text_atomic(out / "table.md", _table(config, folds, fold_metrics, summary, pooled,
+                                               ensemble))
     return metrics
 
 
@@ -269,17 +346,30 @@ def _title(config: ClassificationConfig) -> str:
 
 
 def _table(config: ClassificationConfig, folds: list[Fold], fold_metrics: list[dict[str, Any]],
-           summary: dict[str, Any], pooled: dict[str, Any]) -> str:
-    selection = (f"{config.val_fraction:.0%} of each fold's training subjects"
-                 if config.val_fraction > 0 else
-                 "the test fold itself (as the paper's public code did: optimistic)")
+           summary: dict[str, Any], pooled: dict[str, Any],
+           ensemble: dict[str, Any] | None) -> str:
+    if config.ensemble:
+        selection = f"each member's 1/{config.folds} of the training subjects"
+    elif config.val_fraction > 0:
+        selection = f"{config.val_fraction:.0%} of each fold's training subjects"
+    else:
+        selection = "the test fold itself (as the paper's public code did: optimistic)"
     majority = max(pooled["support"].values()) / pooled["n"]
-    return (f"# Expression classification: {_title(config)}\n\n"
+    flip = " Test faces scored with flip averaging." if config.test_flip else ""
+    text = (f"# Expression classification: {_title(config)}\n\n"
             f"Model {config.frame.model}, class balance {config.frame.class_balance}; early "
-            f"stopping and checkpoint choice on {selection}. Always predicting the most frequent "
-            f"test class would score {majority:.1%} accuracy.\n\n"
-            + fold_table(fold_metrics, summary, [fold.name for fold in folds])
-            + "\n## Recall per class\n\n" + recall_table(summary) + f"\n{PAPER_NOTE}\n")
+            f"stopping and checkpoint choice on {selection}.{flip} Always predicting the most "
+            f"frequent test class would score {majority:.1%} accuracy.\n\n")
+    if ensemble is not None:
+        text += (f"**Ensemble of the {len(folds)} members** (mean of their class "
+                 f"probabilities): accuracy {ensemble['accuracy']:.1%}, macro-F1 "
+                 f"{ensemble['macro_f1']:.3f}. Each member alone:\n\n")
+        summary = {**summary, "mean": {**summary["mean"], "recall": ensemble["recall"]},
+                   "std": {**summary["std"], "recall": dict.fromkeys(ensemble["recall"])}}
+    recall_title = "the ensemble's" if ensemble is not None else "mean ± std over folds"
+    return (text + fold_table(fold_metrics, summary, [fold.name for fold in folds])
+            + f"\n## Recall per class ({recall_title})\n\n" + recall_table(summary)
+            + f"\n{PAPER_NOTE}\n")
 
 
 def _class_counts(config: ClassificationConfig, folds: list[Fold],

@@ -8,6 +8,7 @@ project's prototype); Adam at 1e-3 learns much faster, which is why the demo con
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from rich.console import Console
 
 from affecttrack.config import setting
+from affecttrack.data.augment import AUGMENTATIONS
 from affecttrack.data.balance import SUBSETS
 from affecttrack.errors import AffectTrackError
 from affecttrack.models.losses import VA_LOSSES
@@ -28,7 +31,13 @@ from affecttrack.models.registry import (
     frame_head_sizes,
     save_model_file,
 )
+from affecttrack.models.transfer import (
+    WeightSource,
+    initialise_from,
+    read_weight_source,
+)
 from affecttrack.runinfo import write_run_info
+from affecttrack.training.calibration import calibrate_frame_model, describe_calibration
 from affecttrack.training.frame_data import (
     FrameDataModule,
     FrameSet,
@@ -78,7 +87,14 @@ class FrameTrainConfig(RunConfig):
     every class cut to the rarest one's size), weights (inverse-frequency weights in the loss) or
     sqrt_weights (their square root, softer on very skewed data); the weights options also weigh
     each action unit's active frames by its inactive/active ratio (or its square root).
+    `augment` switches training augmentation on, `augmentation` picks it: paper (the paper's
+    affine warps, flip, brightness) or strong (`data.augment`: the recommended recipes').
+    `label_smoothing` in [0, 1) softens the expression targets: on small, noisily labelled data
+    a network otherwise drives its logits towards certainty on every training face.
     `val_max_frames` caps validation to a fixed, seeded random subset of frames.
+    `calibrate` (expression and combined) divides the exported model's expression head by the
+    temperature that fits its validation faces best (`training.calibration`): calibrated
+    probabilities, the same predicted classes.
     """
 
     model: str = setting("cnn_va", choices=FRAME_MODELS)
@@ -87,10 +103,16 @@ class FrameTrainConfig(RunConfig):
     balance: str = setting("subset3", choices=SUBSETS)
     class_balance: str = setting("none", choices=CLASS_BALANCES)
     augment: bool = True
+    augmentation: str = setting("paper", choices=AUGMENTATIONS)
+    label_smoothing: float = setting(0.0, minimum=0, below=1)
     val_max_frames: int | None = setting(None, minimum=1)
     va_weight: float = setting(1.0, minimum=0)
     expression_weight: float = setting(1.0, minimum=0)
     au_weight: float = setting(1.0, minimum=0)
+    # A frame model file or bundle whose weights start a fresh run (`models.transfer`): the trunk
+    # must be this model's architecture; a head of another size or classes keeps its fresh start.
+    init_from: str | None = None
+    calibrate: bool = False
     optimizer: str = "sgd"
     lr: float = 0.01
     weight_decay: float = 1e-4
@@ -103,6 +125,9 @@ class FrameTrainConfig(RunConfig):
             raise AffectTrackError(f"class_balance {self.class_balance!r} applies to the "
                                    "expression and combined tasks only; use balance for "
                                    "valence/arousal")
+        if self.calibrate and self.task == "va":
+            raise AffectTrackError("calibrate applies to the expression and combined tasks "
+                                   "only: it rescales the expression head's probabilities")
 
 
 class FrameModule(TaskModule):
@@ -115,14 +140,16 @@ class FrameModule(TaskModule):
                  class_counts: list[int] | None = None,
                  au_counts: dict[str, list[int]] | None = None, weight_power: float = 1.0,
                  va_weight: float = 1.0, expression_weight: float = 1.0,
-                 au_weight: float = 1.0) -> None:
+                 au_weight: float = 1.0, label_smoothing: float = 0.0,
+                 schedule: str = "step_decay") -> None:
         network = create_frame_model(model)
         super().__init__(make_task(task, loss=loss, heads=network.head_sizes,
                                    class_counts=class_counts, au_counts=au_counts,
                                    weight_power=weight_power, va_weight=va_weight,
-                                   expression_weight=expression_weight, au_weight=au_weight),
+                                   expression_weight=expression_weight, au_weight=au_weight,
+                                   label_smoothing=label_smoothing),
                          optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                         keras_decay=keras_decay, warmup_steps=warmup_steps)
+                         keras_decay=keras_decay, warmup_steps=warmup_steps, schedule=schedule)
         self.save_hyperparameters()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = network.to(memory_format=self.memory_format)
@@ -147,6 +174,7 @@ def train_frame_model(store: FaceStore, out: Path, config: FrameTrainConfig | No
     if finished is not None:
         return finished
     resume = prepare_run(out, config, restart)
+    source = _weight_source(config, resume)
     precision = choose_precision(config.precision)
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule, summary = _frame_data(store, config, train_frames, val_frames)
@@ -159,22 +187,58 @@ def train_frame_model(store: FaceStore, out: Path, config: FrameTrainConfig | No
                          class_counts=class_counts, au_counts=au_counts,
                          weight_power=WEIGHT_POWERS.get(config.class_balance, 1.0),
                          va_weight=config.va_weight, expression_weight=config.expression_weight,
-                         au_weight=config.au_weight)
+                         au_weight=config.au_weight, label_smoothing=config.label_smoothing,
+                         schedule=config.schedule)
     _check_classes(store, config, datamodule, module.task)
+    started = _start_weights(module, source, config, store, summary, out)
     trainer = build_trainer(out, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)
     write_run_info(out, stage="frame", config=config, seed=config.seed,
-                   data_summary={**summary, "precision_used": precision})
+                   data_summary={**summary, "precision_used": precision, **started})
 
     def export(checkpoint: Path) -> Path:
         trained = FrameModule.load_from_checkpoint(checkpoint, map_location="cpu")
-        return save_model_file(out / MODEL_FILE, trained.model, kind="frame",
+        path = save_model_file(out / MODEL_FILE, trained.model, kind="frame",
                                name=config.model, meta={
                                    "task": config.task, "checkpoint": str(checkpoint),
+                                   **({"expressions": list(store.expression_names)}
+                                      if config.task != "va" else {}),
                                    **({"action_units": summary["action_units"]}
                                       if "action_units" in summary else {})})
+        if config.calibrate:
+            # The faces early stopping judged on, which the weights never trained on.
+            val = datamodule.val_set.frames
+            record = calibrate_frame_model(path, store, val.rows, expression_targets(val))
+            Console().print(describe_calibration(record), highlight=False)
+        return path
 
     return fit_and_finish(trainer, module, datamodule, out, export, resume)
+
+
+def _weight_source(config: FrameTrainConfig, resume: Path | None) -> WeightSource | None:
+    """The `init_from` network, read (and a bad file refused) before any work; None without
+    one, or when the run resumes: its checkpoint holds the weights then."""
+    if config.init_from is None or resume is not None:
+        return None
+    return read_weight_source(Path(config.init_from))
+
+
+def _start_weights(module: FrameModule, source: WeightSource | None, config: FrameTrainConfig,
+                   store: FaceStore, summary: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Copy `source` into a fresh run's network and say once what was copied; run.json's record
+    of it (a resumed run keeps the record its start wrote)."""
+    if source is None:
+        return _recorded_start(out) if config.init_from is not None else {}
+    report = initialise_from(module.model, source, name=config.model, classes={
+        "expression": store.expression_names, "au": summary.get("action_units", ())})
+    Console().print(report.describe(), highlight=False, soft_wrap=True)
+    return {"init_from": report.record()}
+
+
+def _recorded_start(out: Path) -> dict[str, Any]:
+    """The `init_from` record of the run that `out` resumes."""
+    recorded = json.loads((out / "run.json").read_text()).get("data", {}).get("init_from")
+    return {"init_from": recorded} if recorded is not None else {}
 
 
 def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.DataFrame | None,
@@ -209,7 +273,8 @@ def _frame_data(store: FaceStore, config: FrameTrainConfig, train_frames: pd.Dat
         summary["action_units"] = list(units)
         summary["train_au_counts"] = action_unit_counts(used, len(units))
     datamodule = FrameDataModule(Path(store.path) / "faces.npy", used, val_used,
-                                 batch_size=config.batch_size, augment=config.augment,
+                                 batch_size=config.batch_size,
+                                 augment=config.augmentation if config.augment else None,
                                  num_workers=config.num_workers)
     return datamodule, summary
 

@@ -18,8 +18,8 @@ import torch
 
 from affecttrack.data.augment import (
     augmentation_state,
+    make_augmentation,
     set_augmentation_state,
-    training_augmentation,
 )
 from affecttrack.data.balance import balance_mask
 from affecttrack.errors import AffectTrackError
@@ -120,13 +120,14 @@ def capped(frames: FrameSet, max_frames: int | None, seed: int) -> FrameSet:
 
 
 class FaceFrames(BatchDataset):
-    """Faces as float (1, 96, 96) in [0, 1], augmented per image when `augment` is set.
+    """Faces as float (1, 96, 96) in [0, 1], augmented per image by the pipeline that `augment`
+    names (`affecttrack.data.augment.AUGMENTATIONS`; None: as stored).
 
     The face memmap is opened lazily in each process, so the dataset pickles cheaply into
     DataLoader workers and spawned DDP processes instead of copying the whole array.
     """
 
-    def __init__(self, faces_path: Path, frames: FrameSet, augment: bool = False) -> None:
+    def __init__(self, faces_path: Path, frames: FrameSet, augment: str | None = None) -> None:
         self.faces_path = Path(faces_path)
         self.frames = frames
         self.augment = augment
@@ -169,7 +170,8 @@ class FaceFrames(BatchDataset):
         if self._augmentation is None:
             # Seeded from torch's per-process seed, which seed_everything and the DataLoader set
             # per worker: reproducible runs, different augmentations in each worker.
-            self._augmentation = training_augmentation(seed=torch.initial_seed() % 2**32)
+            self._augmentation = make_augmentation(self.augment,
+                                                   seed=torch.initial_seed() % 2**32)
         return self._augmentation
 
 
@@ -177,7 +179,7 @@ class FrameDataModule(TrainValDataModule):
     """Train and validation loaders over one face store's frames."""
 
     def __init__(self, faces_path: Path, train: FrameSet, val: FrameSet, *, batch_size: int,
-                 augment: bool, num_workers: int = 0) -> None:
+                 augment: str | None, num_workers: int = 0) -> None:
         if len(train) == 0:
             raise AffectTrackError(f"{faces_path.parent}: no labelled training frames with a face")
         if len(val) == 0:

@@ -24,7 +24,8 @@ class TaskModule(L.LightningModule):
     """A model trained on one task; subclasses build `self.model` after `super().__init__`."""
 
     def __init__(self, task: Task, *, optimizer: str, lr: float, momentum: float,
-                 weight_decay: float, keras_decay: float, warmup_steps: int = 0) -> None:
+                 weight_decay: float, keras_decay: float, warmup_steps: int = 0,
+                 schedule: str = "step_decay") -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:   # fail before training starts, not when fit begins
             raise AffectTrackError(f"unknown optimizer {optimizer!r}; expected one of "
@@ -33,7 +34,7 @@ class TaskModule(L.LightningModule):
         self.metric = task.make_metric()
         self._optim = {"name": optimizer, "lr": lr, "momentum": momentum,
                        "weight_decay": weight_decay, "decay": keras_decay,
-                       "warmup_steps": warmup_steps}
+                       "warmup_steps": warmup_steps, "schedule": schedule}
 
     @abstractmethod
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,4 +74,13 @@ class TaskModule(L.LightningModule):
                                 momentum=self._optim["momentum"],
                                 weight_decay=self._optim["weight_decay"],
                                 decay=self._optim["decay"],
-                                warmup_steps=self._optim["warmup_steps"])
+                                warmup_steps=self._optim["warmup_steps"],
+                                schedule=self._optim["schedule"],
+                                total_steps=self._total_steps())
+
+    def _total_steps(self) -> float | None:
+        """The run's step budget, which only the cosine schedule needs (and only a Trainer that
+        has the data attached can tell)."""
+        if self._optim["schedule"] != "cosine":
+            return None
+        return float(self.trainer.estimated_stepping_batches)

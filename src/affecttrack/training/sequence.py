@@ -82,7 +82,7 @@ class SequenceModule(TaskModule):
                  optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 0.0, keras_decay: float = 0.0, warmup_steps: int = 0,
                  input_dropout: float = 0.3, input_dim: int = 300, task: str = "va",
-                 heads: dict[str, int] | None = None) -> None:
+                 heads: dict[str, int] | None = None, schedule: str = "step_decay") -> None:
         if target not in TARGETS:
             raise AffectTrackError(f"unknown sequence target {target!r}; expected one of "
                                    f"{', '.join(TARGETS)}")
@@ -92,7 +92,7 @@ class SequenceModule(TaskModule):
         heads = heads or {"va": 2}
         super().__init__(make_task(task, loss=loss, heads=heads), optimizer=optimizer, lr=lr,
                          momentum=momentum, weight_decay=weight_decay, keras_decay=keras_decay,
-                         warmup_steps=warmup_steps)
+                         warmup_steps=warmup_steps, schedule=schedule)
         self.save_hyperparameters()
         self.model = create_sequence_model(model, input_dim=input_dim, heads=heads,
                                            input_dropout=input_dropout)
@@ -125,7 +125,7 @@ def train_sequence_model(store: FaceStore, features: FeatureStore, out: Path,
     module = SequenceModule(config.model, config.target, config.loss, config.optimizer, config.lr,
                             config.momentum, config.weight_decay, config.keras_decay,
                             config.warmup_steps, config.input_dropout, input_dim, config.task,
-                            heads)
+                            heads, schedule=config.schedule)
     module.model.standardize_inputs(*_train_feature_statistics(store, features))
     trainer = build_trainer(out, monitor=module.task.monitor, config=config,
                             precision=precision, progress=progress)

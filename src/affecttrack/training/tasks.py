@@ -69,6 +69,7 @@ class ExpressionTask:
 
     num_classes: int
     class_weights: tuple[float, ...] | None = None
+    label_smoothing: float = 0.0
     head: str = "expression"
     monitor: str = "val/macro_f1"
 
@@ -78,7 +79,8 @@ class ExpressionTask:
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         weight = None if self.class_weights is None else torch.tensor(
             self.class_weights, dtype=torch.float32, device=output.device)
-        return F.cross_entropy(output.float(), target, weight=weight)
+        return F.cross_entropy(output.float(), target, weight=weight,
+                               label_smoothing=self.label_smoothing)
 
     def make_metric(self) -> MetricCollection:
         return MetricCollection({
@@ -261,7 +263,7 @@ def positive_weights(active: list[int] | np.ndarray, known: list[int] | np.ndarr
 def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = None,
               class_counts: list[int] | None = None, au_counts: dict[str, list[int]] | None = None,
               weight_power: float = 1.0, va_weight: float = 1.0, expression_weight: float = 1.0,
-              au_weight: float = 1.0) -> Task:
+              au_weight: float = 1.0, label_smoothing: float = 0.0) -> Task:
     """The task called `name` for a model with `heads` (head name -> outputs).
 
     "combined" trains every head the model has among va, expression and au (two at least).
@@ -269,6 +271,7 @@ def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = No
     ({"active": [...], "known": [...]} training frames per unit) the action units', both with
     `weight_power` (see `inverse_frequency_weights`, `positive_weights`); the combined task
     weighs its heads' losses by `va_weight`, `expression_weight` and `au_weight`.
+    `label_smoothing` softens the expression targets (`F.cross_entropy`'s).
     """
     heads = heads or {}
     if name not in TASKS:
@@ -286,7 +289,8 @@ def make_task(name: str, *, loss: str = "ccc", heads: dict[str, int] | None = No
         weights = (None if class_counts is None
                    else inverse_frequency_weights(class_counts, heads["expression"],
                                                   weight_power))
-        expression = ExpressionTask(heads["expression"], class_weights=weights)
+        expression = ExpressionTask(heads["expression"], class_weights=weights,
+                                    label_smoothing=label_smoothing)
     if name != "combined":
         return va if name == "va" else expression  # type: ignore[return-value]
     au = None

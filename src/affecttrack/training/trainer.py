@@ -41,7 +41,7 @@ from affecttrack.config import SEED_MAX, check_settings, setting
 from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.models.precision import PRECISIONS
 from affecttrack.runinfo import atomic_path, to_jsonable, write_json_atomic
-from affecttrack.training.optim import OPTIMIZERS
+from affecttrack.training.optim import OPTIMIZERS, SCHEDULES
 from affecttrack.training.resume import resumable_state
 
 CHECKPOINT_DIR = "checkpoints"
@@ -50,6 +50,7 @@ DONE_FILE = "done.json"
 # What a run writes while it trains; `restart` discards them (run.json is rewritten at the start).
 UNFINISHED_OUTPUTS = (CHECKPOINT_DIR, "tensorboard", "csv")
 RESTART_HINT = "start the run over with --restart (restart=True)"
+SMOOTHED = "val/smoothed"   # the moving average that early stopping follows (score_smoothing)
 # Budgets may grow between an interrupted run and its resumption; nothing else may change (early
 # stopping's patience is restored from the checkpoint, so it is not among them).
 RESUMABLE_CHANGES = frozenset({"max_epochs", "max_steps", "max_time_s", "num_workers"})
@@ -62,9 +63,17 @@ class RunConfig:
     `val_check_interval`: an int validates every n steps, a float every fraction of an epoch, None
     once per epoch; `patience` counts validations. `max_time_s` is a wall-time budget; every
     budget ends with a validation so that the exported model is the best one seen.
+    `schedule`: step_decay (warm-up, then `keras_decay`) or cosine (warm-up, then half a cosine
+    to zero at the budget's last step; `training.optim`). `min_epochs`: early stopping waits for
+    that many epochs. `score_smoothing` a in [0, 1): early stopping follows the exponential
+    moving average s = a * s + (1 - a) * score of the monitored validation score instead of the
+    score itself (a small validation set's score jumps from one validation to the next, and a
+    single bad one would otherwise count against the patience); the checkpoint kept is still
+    the one with the best raw score.
     """
 
     optimizer: str = setting("sgd", choices=OPTIMIZERS)
+    schedule: str = setting("step_decay", choices=SCHEDULES)
     lr: float = setting(0.01, minimum=0)
     momentum: float = setting(0.9, minimum=0, below=1)
     weight_decay: float = setting(0.0, minimum=0)
@@ -75,6 +84,8 @@ class RunConfig:
     max_steps: int = setting(-1, minimum=1, also=(-1,))
     max_time_s: float | None = setting(None, above=0)
     patience: int = setting(10, minimum=0)
+    min_epochs: int = setting(0, minimum=0)
+    score_smoothing: float = setting(0.0, minimum=0, below=1)
     val_check_interval: int | float | None = setting(
         None, test=lambda v: v >= 1 if isinstance(v, int) else 0 < v <= 1,
         expected="an integer >= 1 (steps), a fraction of an epoch in (0, 1], or null")
@@ -148,6 +159,36 @@ class ValidateAtTheEnd(Callback):
         last_batch = batch_idx + 1 >= trainer.num_training_batches
         if 0 < trainer.max_steps <= trainer.global_step or (last_epoch and last_batch):
             trainer.should_stop = True
+
+
+class SmoothedScore(Callback):
+    """After each validation, puts the exponential moving average of `monitor` among the
+    trainer's metrics as `SMOOTHED` (logged too), for early stopping to follow.
+
+    Listed before EarlyStopping, so that its `on_validation_end` sees this validation's average.
+    Its state is saved in checkpoints: a resumed run continues the same average.
+    """
+
+    def __init__(self, monitor: str, smoothing: float) -> None:
+        self.monitor, self.smoothing = monitor, smoothing
+        self.average: float | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        score = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or score is None:
+            return
+        score = float(score)
+        self.average = score if self.average is None else (
+            self.smoothing * self.average + (1.0 - self.smoothing) * score)
+        trainer.callback_metrics[SMOOTHED] = torch.tensor(self.average)
+        for logger in trainer.loggers:
+            logger.log_metrics({SMOOTHED: self.average}, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.average = state_dict["average"]
 
 
 class SaveLast(Checkpoint):
@@ -261,15 +302,18 @@ def build_trainer(out: Path, *, monitor: str, config: RunConfig, precision: str,
     """
     out = Path(out)
     patience, val_check_interval = config.patience, config.val_check_interval
+    smoothing = ([SmoothedScore(monitor, config.score_smoothing)]
+                 if config.score_smoothing > 0 else [])
     callbacks = [
         ModelCheckpoint(dirpath=out / CHECKPOINT_DIR, filename="best", monitor=monitor,
                         mode="max", save_top_k=1, auto_insert_metric_name=False,
                         save_on_train_epoch_end=False),
         SaveLast(out / CHECKPOINT_DIR / LAST_CHECKPOINT),
+        *smoothing,
         # Checked after each validation, not at epoch end: patience then counts validations, and a
         # run resumed from a checkpoint taken at validation end does not trip over a missing
         # metric at its first epoch end (Lightning issues #13225, #18595).
-        EarlyStopping(monitor=monitor, mode="max", patience=patience,
+        EarlyStopping(monitor=SMOOTHED if smoothing else monitor, mode="max", patience=patience,
                       check_on_train_epoch_end=False),
         LearningRateMonitor(logging_interval="step"),
         ValidateAtTheEnd(),
@@ -283,6 +327,7 @@ def build_trainer(out: Path, *, monitor: str, config: RunConfig, precision: str,
     return L.Trainer(
         default_root_dir=out, accelerator=config.accelerator, devices=config.devices,
         strategy=config.strategy, precision=precision, max_epochs=config.max_epochs,
+        min_epochs=config.min_epochs or None,
         max_steps=config.max_steps,
         max_time=timedelta(seconds=config.max_time_s) if config.max_time_s else None,
         val_check_interval=val_check_interval,

@@ -186,19 +186,20 @@ def scan_ckplus48(root: Path,
 
 
 def prepare_ckplus(root: Path, out: Path, *, detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
-                   max_pixels: int | None = None, progress: bool = True,
+                   align: bool = False, max_pixels: int | None = None, progress: bool = True,
                    workers: int = 1) -> dict[str, Any]:
     """CK+ (full tree, with face detection) or CK+48 (cropped) -> face store in `out`.
 
     Which layout `root` holds is detected; every group gets split "train" (CK+ has no split of its
     own: classification protocols split by subject later). Images over `max_pixels` (None:
-    `images.MAX_PIXELS`) are skipped unread. Resumable like every prepare.
+    `images.MAX_PIXELS`) are skipped unread. `align` aligns detected faces by the eyes (CK+48's
+    crops are used as they are, like `detector` and `margin`). Resumable like every prepare.
     """
     def scan() -> SourceScan:
         layout, folder = ckplus_layout(root)
         if layout == "ck48":
             return scan_ckplus48(folder, cropped_loader(max_pixels))
-        return scan_ckplus(folder, FaceFinder(detector, margin, max_pixels))
+        return scan_ckplus(folder, FaceFinder(detector, margin, max_pixels, align))
 
     return build_store(scan, out, progress=progress, workers=workers)
 

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from affecttrack.data.detect import DEFAULT_DETECTOR
-from affecttrack.data.groups import Crop, Problem, SourceScan, numbered_stem
+from affecttrack.data.groups import Crop, Fallback, Problem, SourceScan, numbered_stem
 from affecttrack.data.images import FaceFinder, cropped_loader, is_file, is_image
 from affecttrack.data.sources.label_csv import (
     AROUSAL_COLUMNS,
@@ -36,7 +36,7 @@ from affecttrack.data.sources.label_csv import (
 )
 from affecttrack.data.sources.photos import Photo, classes_of, photo_groups
 from affecttrack.data.store import build_store
-from affecttrack.errors import InputError
+from affecttrack.errors import AffectTrackError, InputError
 from affecttrack.labels import canonical_expression
 
 PATH_COLUMNS = ("path", "image", "file", "filename", "file_name", "image_path", "img",
@@ -224,7 +224,7 @@ def find_csv(root: Path, csv: Path | None) -> Path | None:
     return found[0] if found else None
 
 
-def scan_folder(root: Path, load: Callable[[Path], Crop | Problem], *,
+def scan_folder(root: Path, load: Callable[[Path], Crop | Fallback | Problem], *,
                 csv: Path | None = None) -> SourceScan:
     """Photos under `root` (class folders, or the rows of a CSV) as groups of a person's photos."""
     root = Path(root)
@@ -246,17 +246,21 @@ def scan_folder(root: Path, load: Callable[[Path], Crop | Problem], *,
 
 
 def prepare_folder(root: Path, out: Path, *, csv: Path | None = None, detect: bool = True,
-                   detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
+                   detector: str = DEFAULT_DETECTOR, margin: float = 0.1, align: bool = False,
                    max_pixels: int | None = None, progress: bool = True,
                    workers: int = 1) -> dict[str, Any]:
     """Class folders or a CSV of labelled images -> face store in `out`. Resumable.
 
     Everything gets split "train" unless the layout says otherwise (train/ val/ test/ folders, a
     split column): classification protocols split by subject later. Images over `max_pixels`
-    (None: `images.MAX_PIXELS`) are skipped unread.
+    (None: `images.MAX_PIXELS`) are skipped unread. `align` aligns detected faces by the eyes.
     """
+    if align and not detect:
+        raise AffectTrackError("prepare folder: --align aligns detected faces; it cannot be "
+                               "combined with --no-detect")
+
     def scan() -> SourceScan:
-        return scan_folder(root, FaceFinder(detector, margin, max_pixels) if detect
+        return scan_folder(root, FaceFinder(detector, margin, max_pixels, align) if detect
                            else cropped_loader(max_pixels), csv=csv)
 
     return build_store(scan, out, progress=progress, workers=workers)

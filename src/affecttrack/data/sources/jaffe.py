@@ -63,9 +63,9 @@ def scan_jaffe(root: Path, load: FaceFinder) -> SourceScan:
 
 
 def prepare_jaffe(root: Path, out: Path, *, detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
-                  max_pixels: int | None = None, progress: bool = True,
+                  align: bool = False, max_pixels: int | None = None, progress: bool = True,
                   workers: int = 1) -> dict[str, Any]:
-    """JAFFE folder -> face store in `out` (faces found by detection; images over `max_pixels`,
-    None: `images.MAX_PIXELS`, skipped unread). Resumable."""
-    return build_store(lambda: scan_jaffe(root, FaceFinder(detector, margin, max_pixels)), out,
-                       progress=progress, workers=workers)
+    """JAFFE folder -> face store in `out` (faces found by detection, aligned by the eyes with
+    `align`; images over `max_pixels`, None: `images.MAX_PIXELS`, skipped unread). Resumable."""
+    return build_store(lambda: scan_jaffe(root, FaceFinder(detector, margin, max_pixels, align)),
+                       out, progress=progress, workers=workers)

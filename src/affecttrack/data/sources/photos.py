@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from affecttrack.data.groups import Crop, FaceGroup, ImageFiles, Problem, label_table
+from affecttrack.data.groups import (
+    Crop,
+    FaceGroup,
+    Fallback,
+    ImageFiles,
+    Problem,
+    label_table,
+)
 from affecttrack.labels import CKPLUS_EXPRESSIONS, canonical_expression
 
 # Every class a photo label can name, in the order stores list them (CK+'s, then Other).
@@ -71,7 +78,7 @@ def _unique_frames(photos: list[Photo]) -> tuple[list[Photo], list[Problem]]:
     return list(kept.values()), problems
 
 
-def photo_groups(photos: list[Photo], load: Callable[[Path], Crop | Problem]
+def photo_groups(photos: list[Photo], load: Callable[[Path], Crop | Fallback | Problem]
                  ) -> tuple[list[FaceGroup], list[Problem]]:
     """Face-store groups of `photos` (sorted by name), each cropped by `load`."""
     by_group: dict[str, list[Photo]] = defaultdict(list)

@@ -37,6 +37,10 @@ DETECTOR = SourceOption("detector", str | None, None,
                         "data/detect.py).")
 MARGIN = SourceOption("margin", float, 0.1,
                       "Margin around a detected face, as a fraction of its size.")
+ALIGN = SourceOption("align", bool, False,
+                     "Align faces by the eyes (rotate level, scale by the eye distance) with "
+                     "dlib's 5-point landmarks (extra [align]); faces without trustworthy "
+                     "landmarks keep the box crop and are counted.")
 WORKERS = SourceOption("workers", int, os.cpu_count() or 1,
                        "Threads decoding images and detecting faces.")
 CSV = SourceOption("csv", Path | None, None,
@@ -47,7 +51,7 @@ DETECT = SourceOption("detect", bool, True,
 MAX_PIXELS = SourceOption("max_pixels", int | None, None,
                           "Skip images of more pixels than this, read from their headers before "
                           "decoding (default: 50000000, data/images.py's MAX_PIXELS).")
-DETECTION = (DETECTOR, MARGIN, WORKERS)
+DETECTION = (DETECTOR, MARGIN, ALIGN, WORKERS)
 
 
 @dataclass(frozen=True)

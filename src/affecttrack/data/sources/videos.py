@@ -255,7 +255,8 @@ def scan_videos(root: Path, finder: FaceFinder) -> SourceScan:
 
 
 def prepare_videos(root: Path, out: Path, *, detector: str = DEFAULT_DETECTOR, margin: float = 0.1,
-                   progress: bool = True, workers: int = 1) -> dict[str, Any]:
-    """A folder of videos with per-frame CSVs -> face store in `out`. Resumable per video."""
-    return build_store(lambda: scan_videos(root, FaceFinder(detector, margin)), out,
+                   align: bool = False, progress: bool = True, workers: int = 1) -> dict[str, Any]:
+    """A folder of videos with per-frame CSVs -> face store in `out` (faces aligned by the eyes
+    with `align`). Resumable per video."""
+    return build_store(lambda: scan_videos(root, FaceFinder(detector, margin, align=align)), out,
                        progress=progress, workers=workers)
