@@ -74,29 +74,28 @@ def test_keras_decay_divides_lr_per_step() -> None:
                                                   weight_decay=0.0, decay=0.0)
 
 
-def test_warmup_ramps_lr_linearly_then_holds() -> None:
+def _learning_rates(steps: int, name: str, **schedule) -> list[float]:
+    """The learning rate of each of the first `steps` steps under `optimizer_config`."""
     params = [torch.nn.Parameter(torch.zeros(1))]
-    config = optimizer_config(params, "adam", lr=1e-3, momentum=0.9, weight_decay=0.0,
-                              decay=0.0, warmup_steps=4)
+    config = optimizer_config(params, name, lr=1e-3, momentum=0.9, weight_decay=0.0,
+                              decay=0.0, **schedule)
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     seen = []
-    for _ in range(6):
+    for _ in range(steps):
         seen.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
+    return seen
+
+
+def test_warmup_ramps_lr_linearly_then_holds() -> None:
+    seen = _learning_rates(6, "adam", warmup_steps=4)
     assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
 
 
 def test_cosine_schedule_warms_up_then_falls_to_zero_at_the_budget() -> None:
+    seen = _learning_rates(11, "adamw", warmup_steps=2, schedule="cosine", total_steps=10)
     params = [torch.nn.Parameter(torch.zeros(1))]
-    config = optimizer_config(params, "adamw", lr=1e-3, momentum=0.9, weight_decay=0.0,
-                              decay=0.0, warmup_steps=2, schedule="cosine", total_steps=10)
-    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
-    seen = []
-    for _ in range(11):
-        seen.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
     assert seen[:2] == pytest.approx([5e-4, 1e-3 * 0.5 * (1 + np.cos(np.pi * 0 / 8))])
     assert seen[6] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 4 / 8)))   # half way
     assert all(a >= b for a, b in zip(seen[1:], seen[2:])) and seen[10] == pytest.approx(0.0)
