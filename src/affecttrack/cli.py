@@ -164,7 +164,7 @@ def train_frame(store: Annotated[Path, typer.Option(help="Face store folder.")],
     cfg = configure(FrameTrainConfig(), _sections(config, set_, "frame").get("frame"),
                     section="frame")
     result = train_frame_model(FaceStore.open(store), out, cfg, restart=restart)
-    console.print(f"frame model: {result.model_path} (best validation CCC {result.best_score:.3f})")
+    _print_trained("frame", result)
 
 
 @_command("extract")
@@ -214,8 +214,7 @@ def train_sequence(store: Annotated[Path, typer.Option(help="Face store folder."
                     section="sequence")
     result = train_sequence_model(FaceStore.open(store), FeatureStore.open(features), out, cfg,
                                   restart=restart)
-    console.print(f"sequence model: {result.model_path} "
-                  f"(best validation CCC {result.best_score:.3f})")
+    _print_trained("sequence", result)
 
 
 @_command("evaluate")
@@ -314,6 +313,14 @@ def export_cmd(
 
 def _print_line(line: str) -> None:
     console.print(line, highlight=False, soft_wrap=True)
+
+
+def _print_trained(kind: str, result: Any) -> None:
+    """Where a training command left its model, and the validation score it was chosen on (CCC,
+    macro-F1 or the combined score: whatever its task monitored)."""
+    score = result.monitor.removeprefix("val/")
+    _print_line(f"{kind} model: {result.model_path} (best validation {score} "
+                f"{result.best_score:.3f})")
 
 
 @_command("predict")
