@@ -258,3 +258,23 @@ def test_a_video_codec_without_decoder_is_one_line(tmp_path):
         probe_video(path)
     with pytest.raises(AffectTrackError, match="no decoder"):
         list(decode_frames(path))
+
+
+def _jpeg_bytes() -> bytes:
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)
+    return cv2.imencode(".jpg", noise)[1].tobytes()
+
+
+def test_a_jpeg_cut_short_is_a_corrupt_image_not_grey_rows(tmp_path):
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(_jpeg_bytes()[:-300])
+    problem = read_grey(path)
+    assert isinstance(problem, Problem) and problem.reason == "corrupt_image"
+    assert problem.detail == "truncated image; image skipped"
+
+
+def test_a_jpeg_with_data_after_its_end_decodes_as_the_whole_image(tmp_path):
+    whole, padded = tmp_path / "whole.jpg", tmp_path / "padded.jpg"
+    whole.write_bytes(_jpeg_bytes())
+    padded.write_bytes(_jpeg_bytes() + b"\0" * 10 + b"maker notes")
+    np.testing.assert_array_equal(read_grey(padded), read_grey(whole))

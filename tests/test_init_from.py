@@ -125,6 +125,16 @@ def test_a_bundle_starts_a_network_as_its_model_file_does(tmp_path) -> None:
     assert report.record()["sha256"] == file_sha256(bundle)
 
 
+def test_default_names_the_expression_model_shipped_in_the_package() -> None:
+    """The documented start for small datasets, wherever the package is installed."""
+    source = read_weight_source("default")
+    assert source.path == registry.DEFAULT_BUNDLE and source.name == "cnn_expr8"
+    assert source.classes["expression"][0] == "Neutral" and len(source.classes["expression"]) == 8
+    network, _ = fresh("cnn_expr8")
+    report = initialise_from(network, source, name="cnn_expr8")
+    assert report.heads_copied == ("expression",)
+
+
 def test_a_bundle_names_its_classes_so_other_classes_are_caught(tmp_path) -> None:
     path, source = saved(tmp_path / "frame_model.pt", "cnn_va_expr7")
     reordered = tuple(reversed(AFFWILD2_EXPRESSIONS))

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +31,7 @@ from affecttrack.training.sequence import (
 )
 from affecttrack.training.sequence_data import SequenceWindows, SplitTable
 from affecttrack.training.tasks import make_task
-from affecttrack.training.trainer import TrainResult
+from affecttrack.training.trainer import RunConfig, TrainResult, build_trainer
 
 TINY_FRAME = dict(batch_size=8, max_steps=2, val_max_frames=8, optimizer="adam", lr=1e-3,
                   precision="32-true")
@@ -131,6 +132,35 @@ def test_early_stopping_follows_the_smoothed_score_after_min_epochs(store, tmp_p
         expected.append(0.5 * expected[-1] + 0.5 * score)
     assert len(smoothed) == len(scores) >= 3
     np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
+
+
+class _SaturatedScore(L.LightningModule):
+    """Scores 0 at the first validation and 1.0 at every later one, as a tiny validation set
+    soon does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.weight - batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/macro_f1", float(self.current_epoch > 0))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_saturated_score_uses_up_the_patience_through_the_moving_average(tmp_path) -> None:
+    config = RunConfig(score_smoothing=0.5, patience=2, max_epochs=40)
+    trainer = build_trainer(tmp_path, monitor="val/macro_f1", config=config, precision="32",
+                            progress=False)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 1)))
+    trainer.fit(_SaturatedScore(), data, data)
+    # the average climbs by 0.5, 0.25, 0.125, ...: from the 12th validation on, it stays within
+    # 0.001 of its best, and two validations later the patience is spent (40 without the floor)
+    assert 12 <= trainer.current_epoch <= 15
 
 
 def test_frame_batches_hold_the_right_faces_and_labels(store) -> None:

@@ -46,6 +46,10 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
 # over it (an error where the process turns warnings into errors).
 PILLOW_REFUSALS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 _PIXELS_IN_MESSAGE = re.compile(r"(\d+) pixels")
+# A JPEG's last marker, end-of-image; a file cut short lacks it, and libjpeg (OpenCV) then fills
+# the missing rows with grey and says so only on stderr.
+JPEG_END = b"\xff\xd9"
+JPEG_TAIL_BYTES = 4096
 _limit = {"max_pixels": MAX_PIXELS}  # the default of every read_grey call without its own
 
 
@@ -105,6 +109,14 @@ def _opencv_grey(path: Path) -> np.ndarray | None:
     return image if image is not None and image.size else None
 
 
+def _jpeg_ends_whole(path: Path) -> bool:
+    """Whether a JPEG file ends with its end-of-image marker (padding after it allowed)."""
+    with path.open("rb") as file:
+        file.seek(0, 2)
+        file.seek(max(0, file.tell() - JPEG_TAIL_BYTES))
+        return file.read().rstrip(b"\x00\r\n\t ").endswith(JPEG_END)
+
+
 def read_grey(path: Path, max_pixels: int | None = None) -> np.ndarray | Problem:
     """The image as grey uint8 (h, w), or the Problem that prevents it.
 
@@ -112,7 +124,10 @@ def read_grey(path: Path, max_pixels: int | None = None) -> np.ndarray | Problem
     (default: `MAX_PIXELS`, or the one `pixel_limit` set) is skipped before any pixel is decoded.
     OpenCV then decodes straight to grey (libjpeg skips the chroma planes: about 25% faster than
     decoding colour) and releases the GIL, so a thread pool decodes in parallel. Pillow is the
-    fallback for what OpenCV cannot read, such as some palette ("P" mode) TIFFs.
+    fallback for what OpenCV cannot read, such as some palette ("P" mode) TIFFs, and decodes
+    JPEGs that do not end with their end-of-image marker: Pillow refuses one cut short (OpenCV
+    would return it with grey rows in place of the missing part) and reads one with other data
+    appended.
     """
     limit = _limit["max_pixels"] if max_pixels is None else max_pixels
     if not is_file(path):
@@ -122,15 +137,17 @@ def read_grey(path: Path, max_pixels: int | None = None) -> np.ndarray | Problem
             width, height = opened.size
             if width * height > limit:
                 return _too_large(path, width * height, limit, f"{width} x {height} = ")
-            image = _opencv_grey(path)
+            whole = opened.format != "JPEG" or _jpeg_ends_whole(path)
+            image = _opencv_grey(path) if whole else None
             if image is None:
                 image = np.asarray(opened.convert("L"))
     except PILLOW_REFUSALS as error:  # over Pillow's limit, so over ours (checked_max_pixels)
         found = _PIXELS_IN_MESSAGE.search(str(error))
         return _too_large(path, int(found.group(1)) if found else Image.MAX_IMAGE_PIXELS or 0,
                           limit, "" if found else "more than ")
-    except DECODE_ERRORS:
-        return Problem("corrupt_image", path, "cannot decode image; image skipped")
+    except DECODE_ERRORS as error:
+        reason = "truncated" if "truncated" in str(error) else "cannot decode"
+        return Problem("corrupt_image", path, f"{reason} image; image skipped")
     if not image.size:
         return Problem("corrupt_image", path, "empty image; image skipped")
     return image

@@ -51,6 +51,7 @@ from affecttrack.models.cnn import INPUT_DIVISOR, faces_to_input
 from affecttrack.models.registry import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
+    DEFAULT_BUNDLE,
     MODEL_FILE_FORMAT,
     check_bundle_version,
     load_model_file,
@@ -60,9 +61,6 @@ from affecttrack.models.registry import (
 )
 from affecttrack.runinfo import atomic_path
 
-# The expression model trained on real photos (docs/MODEL_CARD.md), used when no model is named.
-DEFAULT_BUNDLE = (Path(__file__).resolve().parents[1] / "models" / "default"
-                  / "expressions.bundle.pt")
 MAKE_BUNDLE_HINT = ("make one with `affecttrack bundle --frame FRAME_MODEL "
                     "[--sequence SEQUENCE_MODEL] --out BUNDLE`")
 # Expression heads whose class names are known without being told: the project's datasets.

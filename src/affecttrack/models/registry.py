@@ -76,6 +76,9 @@ MODEL_FILE_FORMAT = "affecttrack-model/1"
 # A bundle (inference/bundle.py) holds model-file entries; its format is named here, below both
 # the bundle code and training, which reads a bundle's frame network for `init_from`.
 BUNDLE_FORMAT = "affecttrack-bundle"
+# The expression model trained on real photos (docs/MODEL_CARD.md), shipped in the package: what
+# inference uses when no model is named, and `frame.init_from: default` starts from.
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default" / "expressions.bundle.pt"
 # 2: the preprocessing may align faces by the eyes (`align`), which an older reader would ignore.
 BUNDLE_FORMAT_VERSION = 2
 

@@ -29,6 +29,7 @@ from affecttrack.labels import canonical_expression
 from affecttrack.models.base import FrameNetwork
 from affecttrack.models.registry import (
     BUNDLE_FORMAT,
+    DEFAULT_BUNDLE,
     MODEL_FILE_FORMAT,
     check_bundle_version,
     load_weights_only,
@@ -37,7 +38,9 @@ from affecttrack.models.registry import (
 from affecttrack.runinfo import file_sha256
 
 WHAT = "an affecttrack frame model file or bundle"
-HINT = "init_from takes a frame_model.pt written by training, or a bundle"
+HINT = "init_from takes a frame_model.pt written by training, a bundle, or default"
+# init_from's name for the default expression model (docs/MODEL_CARD.md), wherever it is installed.
+DEFAULT_SOURCE = "default"
 HEADS = "heads."
 
 
@@ -89,9 +92,10 @@ class TransferReport:
                 "heads_reinitialised": dict(self.heads_reinitialised)}
 
 
-def read_weight_source(path: Path) -> WeightSource:
-    """The frame network in a model file or bundle; anything else is one line naming the file."""
-    path = Path(path)
+def read_weight_source(path: Path | str) -> WeightSource:
+    """The frame network in a model file or bundle (`DEFAULT_SOURCE`: the default model shipped
+    in the package); anything else is one line naming the file."""
+    path = DEFAULT_BUNDLE if str(path) == DEFAULT_SOURCE else Path(path)
     if not path.is_file():
         raise InputError(path, f"init_from file not found; {HINT}")
     if not zipfile.is_zipfile(path):

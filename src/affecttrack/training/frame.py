@@ -109,8 +109,9 @@ class FrameTrainConfig(RunConfig):
     va_weight: float = setting(1.0, minimum=0)
     expression_weight: float = setting(1.0, minimum=0)
     au_weight: float = setting(1.0, minimum=0)
-    # A frame model file or bundle whose weights start a fresh run (`models.transfer`): the trunk
-    # must be this model's architecture; a head of another size or classes keeps its fresh start.
+    # A frame model file or bundle whose weights start a fresh run (`models.transfer`), or
+    # "default", the expression model shipped in the package: the trunk must be this model's
+    # architecture; a head of another size or classes keeps its fresh start.
     init_from: str | None = None
     calibrate: bool = False
     optimizer: str = "sgd"
@@ -220,7 +221,7 @@ def _weight_source(config: FrameTrainConfig, resume: Path | None) -> WeightSourc
     one, or when the run resumes: its checkpoint holds the weights then."""
     if config.init_from is None or resume is not None:
         return None
-    return read_weight_source(Path(config.init_from))
+    return read_weight_source(config.init_from)
 
 
 def _start_weights(module: FrameModule, source: WeightSource | None, config: FrameTrainConfig,

@@ -51,6 +51,9 @@ DONE_FILE = "done.json"
 UNFINISHED_OUTPUTS = (CHECKPOINT_DIR, "tensorboard", "csv")
 RESTART_HINT = "start the run over with --restart (restart=True)"
 SMOOTHED = "val/smoothed"   # the moving average that early stopping follows (score_smoothing)
+# A moving average creeps towards a score that no longer changes by ever smaller steps: a step
+# below this is no improvement, so a saturated validation score uses up the patience.
+SMOOTHED_MIN_DELTA = 1e-3
 # Budgets may grow between an interrupted run and its resumption; nothing else may change (early
 # stopping's patience is restored from the checkpoint, so it is not among them).
 RESUMABLE_CHANGES = frozenset({"max_epochs", "max_steps", "max_time_s", "num_workers"})
@@ -68,8 +71,9 @@ class RunConfig:
     that many epochs. `score_smoothing` a in [0, 1): early stopping follows the exponential
     moving average s = a * s + (1 - a) * score of the monitored validation score instead of the
     score itself (a small validation set's score jumps from one validation to the next, and a
-    single bad one would otherwise count against the patience); the checkpoint kept is still
-    the one with the best raw score.
+    single bad one would otherwise count against the patience), where a rise under
+    `SMOOTHED_MIN_DELTA` is no improvement; the checkpoint kept is still the one with the best
+    raw score.
     """
 
     optimizer: str = setting("sgd", choices=OPTIMIZERS)
@@ -314,6 +318,7 @@ def build_trainer(out: Path, *, monitor: str, config: RunConfig, precision: str,
         # run resumed from a checkpoint taken at validation end does not trip over a missing
         # metric at its first epoch end (Lightning issues #13225, #18595).
         EarlyStopping(monitor=SMOOTHED if smoothing else monitor, mode="max", patience=patience,
+                      min_delta=SMOOTHED_MIN_DELTA if smoothing else 0.0,
                       check_on_train_epoch_end=False),
         LearningRateMonitor(logging_interval="step"),
         ValidateAtTheEnd(),
