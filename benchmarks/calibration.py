@@ -24,12 +24,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from affecttrack.data.store import FaceStore
-from affecttrack.features.head_outputs import frame_head_outputs
 from affecttrack.models.registry import save_model_file
 from affecttrack.models.transfer import read_weight_source
-from affecttrack.pipeline.classification import expression_frames
+from affecttrack.pipeline.classification import (
+    expression_frames,
+    expression_probabilities,
+)
 from affecttrack.runinfo import source_commit, write_json_atomic
 from affecttrack.training.calibration import (
     calibrate_frame_model,
@@ -54,9 +57,15 @@ def copy_as_model_file(source: Path, out: Path) -> None:
                     meta={"expressions": list(weights.classes.get("expression", ()))})
 
 
-def figures(model: Path, store: FaceStore, faces) -> dict[str, float]:
+def faces_of(store: FaceStore, split: Path, part: str) -> pd.DataFrame:
+    """The labelled faces of `store` whose people `split` (a run's split.json) puts in `part`."""
+    frames = expression_frames(store)
+    return frames[frames["subject"].isin(json.loads(split.read_text())[part])]
+
+
+def figures(model: Path, store: FaceStore, faces: pd.DataFrame) -> dict[str, float]:
     """ECE and NLL of `model`'s expression probabilities on `faces` (index rows)."""
-    probabilities = frame_head_outputs(store, model, faces["row"].to_numpy())["expression"]
+    probabilities = expression_probabilities(store, model, faces["row"].to_numpy())
     classes = faces["expression"].to_numpy(np.int64)
     return {"faces": len(faces), "ece": expected_calibration_error(probabilities, classes),
             "nll": negative_log_likelihood(probabilities, classes)}
@@ -65,10 +74,9 @@ def figures(model: Path, store: FaceStore, faces) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     fold = args.run / "folds" / "fold_01"
-    split = json.loads((fold / "split.json").read_text())
-    store = FaceStore.open(Path(split["store"]))
-    frames = expression_frames(store)
-    val, test = (frames[frames["subject"].isin(split[part])] for part in ("val", "test"))
+    split = fold / "split.json"
+    store = FaceStore.open(Path(json.loads(split.read_text())["store"]))
+    val, test = (faces_of(store, split, part) for part in ("val", "test"))
     out = args.out or fold / "model" / "frame_model_calibrated.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     copy_as_model_file(args.model or fold / "model" / "frame_model.pt", out)

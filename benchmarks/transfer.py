@@ -28,13 +28,12 @@ import numpy as np
 
 from affecttrack.data.store import FACES_FILE, INDEX_FILE, SUMMARY_FILE, FaceStore
 from affecttrack.evaluation.classification import classification_metrics
-from affecttrack.features.head_outputs import frame_head_outputs
-from affecttrack.pipeline.classification import expression_frames
+from affecttrack.pipeline.classification import expression_probabilities
 from affecttrack.runinfo import package_versions, source_commit, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import copy_as_model_file
+from calibration import copy_as_model_file, faces_of
 from run_benchmarks import machine
 
 RECIPE = ROOT / "configs/eitw_finetune_recommended.yaml"
@@ -87,13 +86,11 @@ def train(store: Path, out: Path, args: argparse.Namespace, init: Path | None) -
 
 def as_it_is(store: FaceStore, init: Path, run: Path) -> dict:
     """INIT, not fine-tuned, scored on the test faces of `run` (a finished run on `store`)."""
-    test = json.loads((run / "folds" / "fold_01" / "split.json").read_text())["test"]
-    frames = expression_frames(store)
-    frames = frames[frames["subject"].isin(test)]
+    test = faces_of(store, run / "folds" / "fold_01" / "split.json", "test")
     model = run.parent / "pretrained_model.pt"
     copy_as_model_file(init, model)
-    probabilities = frame_head_outputs(store, model, frames["row"].to_numpy())["expression"]
-    return classification_metrics(frames["expression"].to_numpy(), probabilities.argmax(axis=1),
+    probabilities = expression_probabilities(store, model, test["row"].to_numpy())
+    return classification_metrics(test["expression"].to_numpy(), probabilities.argmax(axis=1),
                                   store.expression_names)
 
 
